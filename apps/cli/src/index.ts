@@ -1,0 +1,31 @@
+import { COMMANDS } from "./registry.js";
+
+export { COMMANDS, type Command, type CommandEntry } from "./registry.js";
+
+function usage(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.name.length));
+  return [
+    "usage: polymoe <command> [options]   (polymoe <command> --help for its options)",
+    "",
+    "commands:",
+    ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+  ].join("\n");
+}
+
+/** Dispatches argv[0] to its subcommand; returns the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === "--help" || name === "-h" || name === "help") {
+    console.log(usage());
+    return name === undefined ? 1 : 0;
+  }
+  const entry = COMMANDS.find((c) => c.name === name);
+  if (!entry) {
+    console.error(
+      `polymoe: unknown command '${name}'. Valid commands: ${COMMANDS.map((c) => c.name).join(", ")}`,
+    );
+    return 2;
+  }
+  const command = await entry.load();
+  return command.run(rest);
+}

@@ -1,0 +1,27 @@
+/** A subcommand: loaded only when invoked, so `polymoe --help` stays instant. */
+export interface Command {
+  /** One line for `polymoe --help`. */
+  summary: string;
+  /** Runs the subcommand with its own argv; resolves to the process exit code. */
+  run(argv: string[]): Promise<number>;
+}
+
+export interface CommandEntry {
+  name: string;
+  summary: string;
+  load: () => Promise<Command>;
+}
+
+/** Every subcommand, by name. Each module owns its flags and help text. */
+export const COMMANDS: readonly CommandEntry[] = [
+  {
+    name: "info",
+    summary: "show the tensor backend, BLAS, threads and SIMD level PolyMoE will use",
+    load: async () => (await import("./commands/info.js")).command,
+  },
+  {
+    name: "smoke",
+    summary: "train a small Transformer layer for a few steps on the selected backend and report what ran",
+    load: async () => (await import("./commands/smoke.js")).command,
+  },
+];

@@ -1,0 +1,68 @@
+import { spawnSync } from "node:child_process";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { nativeInfo } from "@polymoe/kernels";
+import { describe, expect, it } from "vitest";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
+const cli = (args: string[], env: Record<string, string> = {}) =>
+  spawnSync(
+    process.execPath,
+    ["--conditions=@polymoe/source", "--import", "tsx", "apps/cli/src/bin.ts", ...args],
+    {
+      cwd: root,
+      encoding: "utf8",
+      env: { ...process.env, ...env },
+    },
+  );
+
+describe("polymoe CLI", () => {
+  it("lists its commands and rejects unknown ones by listing the valid ones", () => {
+    const help = cli(["--help"]);
+    expect(help.status).toBe(0);
+    expect(help.stdout).toMatch(/info\s+show the tensor backend/);
+    const bad = cli(["trian"]);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/unknown command 'trian'. Valid commands: info, smoke/);
+  });
+
+  it("info --json reports the backend it selected", () => {
+    const r = cli(["info", "--json"]);
+    expect(r.status).toBe(0);
+    const info = JSON.parse(r.stdout);
+    expect(info.backend).toBe(nativeInfo().available ? "polymoe-native" : "cpu");
+  });
+
+  it("smoke trains and the loss falls (exit 0) on the default backend", () => {
+    const r = cli(["smoke", "--steps", "12"]);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/ok: loss .* -> .* in 12 steps/);
+  }, 120_000);
+
+  const native = nativeInfo();
+  it.skipIf(!native.available)(
+    `smoke follows the same loss trajectory on the native and the stock cpu backend${
+      native.available ? "" : ` [skipped: native addon unavailable: ${native.reason}]`
+    }`,
+    () => {
+      const losses = (backend: string) => {
+        const r = cli(["smoke", "--steps", "12", "--backend", backend]);
+        expect(r.status).toBe(0);
+        return [...r.stdout.matchAll(/loss (\d+\.\d+)/g)].map((m) => Number(m[1]));
+      };
+      const native = losses("native");
+      const cpu = losses("cpu");
+      expect(native.length).toBeGreaterThanOrEqual(3);
+      native.forEach((l, i) => {
+        expect(Math.abs(l - cpu[i]!)).toBeLessThan(2e-3);
+      });
+    },
+    180_000,
+  );
+
+  it("bad flags give one clear line", () => {
+    const r = cli(["smoke", "--steps", "x"]);
+    expect(r.status).toBe(2);
+    expect(r.stderr.trim()).toBe("polymoe smoke: --steps must be an integer >= 2, got 'x'");
+  });
+});

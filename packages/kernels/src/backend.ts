@@ -1,0 +1,88 @@
+import { MathBackendCPU } from "@tensorflow/tfjs-backend-cpu";
+import type { BackendValues, DataId, DataType, TensorInfo } from "@tensorflow/tfjs-core";
+
+import type { NativeAddon } from "./addon.js";
+import { BufferPool } from "./buffer_pool.js";
+
+/** Name under which the native backend registers with tfjs. */
+export const NATIVE_BACKEND_NAME = "polymoe-native";
+
+/** Idle output buffers kept for reuse, in MB (POLYMOE_POOL_MB; 0 disables reuse). */
+function poolCapacityBytes(): number {
+  const raw = process.env.POLYMOE_POOL_MB;
+  const mb = raw === undefined || raw === "" ? 512 : Number(raw);
+  return Number.isFinite(mb) && mb >= 0 ? mb * 1024 * 1024 : 512 * 1024 * 1024;
+}
+
+/**
+ * The stock tfjs cpu backend with its hot kernels replaced by native code.
+ * Storage is the cpu backend's (one Float32Array per tensor), so every
+ * inherited JS kernel keeps working and native kernels read and write the same
+ * arrays without copying.
+ */
+export class NativeBackend extends MathBackendCPU {
+  readonly pool = new BufferPool(poolCapacityBytes());
+
+  constructor(readonly native: NativeAddon) {
+    super();
+    // The cpu backend prints a hint to install tfjs-node on first use; this
+    // backend is the answer to that hint.
+    (this as unknown as { firstUse: boolean }).firstUse = false;
+  }
+
+  override write(values: BackendValues, shape: number[], dtype: DataType): DataId {
+    const id = super.write(values, shape, dtype);
+    this.pool.retain(values);
+    return id;
+  }
+
+  override move(
+    dataId: DataId,
+    values: BackendValues,
+    shape: number[],
+    dtype: DataType,
+    refCount: number,
+  ): void {
+    super.move(dataId, values, shape, dtype, refCount);
+    this.pool.retain(values);
+  }
+
+  override disposeData(dataId: DataId, force = false): boolean {
+    const values = this.data.has(dataId) ? this.data.get(dataId).values : undefined;
+    const disposed = super.disposeData(dataId, force);
+    if (values !== undefined && !this.data.has(dataId)) this.pool.release(values);
+    return disposed;
+  }
+
+  override readSync(dataId: DataId): BackendValues {
+    if (this.data.has(dataId)) this.pool.expose(this.data.get(dataId).values);
+    return super.readSync(dataId);
+  }
+
+  /** The Float32Array behind a float32 tensor (zero-copy), or null for other dtypes/storage. */
+  f32(t: TensorInfo): Float32Array | null {
+    if (t.dtype !== "float32") return null;
+    const v = this.data.get(t.dataId).values;
+    return v instanceof Float32Array ? v : null;
+  }
+
+  /** The Int32Array behind an int32 tensor, or null. */
+  i32(t: TensorInfo): Int32Array | null {
+    if (t.dtype !== "int32") return null;
+    const v = this.data.get(t.dataId).values;
+    return v instanceof Int32Array ? v : null;
+  }
+
+  /**
+   * Storage for a kernel output of n float32 elements. Large ones come from
+   * the pool with unspecified contents: the kernel must write every element.
+   */
+  allocF32(n: number): Float32Array {
+    return this.pool.alloc(n);
+  }
+
+  /** Registers values as a new tensor of this backend. */
+  output(shape: number[], values: Float32Array, dtype: DataType = "float32"): TensorInfo {
+    return this.makeTensorInfo(shape, dtype, values);
+  }
+}

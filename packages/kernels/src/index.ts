@@ -1,0 +1,24 @@
+// @polymoe/kernels: a native CPU backend for TensorFlow.js and PolyMoE's
+// custom kernels. Import this package, then `await useBackend()` once.
+export { addonPath, type NativeAddon, type NativeInfo } from "./addon.js";
+export { NATIVE_BACKEND_NAME } from "./backend.js";
+export { KernelError, type KernelErrorCode } from "./errors.js";
+export {
+  Gelu,
+  GeluGrad,
+  type GeluGradInputs,
+  type GeluInputs,
+  LayerNorm,
+  type LayerNormAttrs,
+  LayerNormGrad,
+  type LayerNormGradInputs,
+  type LayerNormInputs,
+} from "./kernel_names.js";
+export { nativeAddon, nativeInfo, setNumThreads } from "./native.js";
+export { gelu, geluComposite } from "./ops/gelu.js";
+export { layerNorm, layerNormComposite } from "./ops/layer_norm.js";
+export { logSoftmax } from "./ops/log_softmax.js";
+export { backendHasKernel } from "./ops/util.js";
+export { ensureGradients, NATIVE_KERNELS, type RegisterResult, registerNativeBackend } from "./register.js";
+export { resolveNumThreads } from "./threads.js";
+export { BACKEND_CHOICES, type BackendChoice, type BackendReport, useBackend } from "./use_backend.js";
