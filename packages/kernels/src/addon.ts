@@ -126,6 +126,39 @@ export interface NativeAddon {
     value: number,
     out: Float32Array,
   ): void;
+  /** buf[dest[p]] = weight[p] * x[token[p]] (weight null: 1); unwritten rows zeroed. */
+  moeDispatch(
+    x: Float32Array,
+    T: number,
+    M: number,
+    token: Int32Array,
+    dest: Int32Array,
+    weight: Float32Array | null,
+    rows: number,
+    buf: Float32Array,
+  ): void;
+  /** y[t] = sum over pairs of token t of weight[p] * buf[dest[p]]. */
+  moeCombine(
+    buf: Float32Array,
+    rows: number,
+    M: number,
+    token: Int32Array,
+    dest: Int32Array,
+    weight: Float32Array | null,
+    T: number,
+    y: Float32Array,
+  ): void;
+  /** dw[p] = <a[token[p]], b[dest[p]]> (0 for dropped pairs). */
+  moePairDot(
+    a: Float32Array,
+    T: number,
+    b: Float32Array,
+    rows: number,
+    M: number,
+    token: Int32Array,
+    dest: Int32Array,
+    dw: Float32Array,
+  ): void;
 }
 
 type LoadResult = { addon: NativeAddon; error: null } | { addon: null; error: string };

@@ -13,11 +13,20 @@ export {
   LayerNormGrad,
   type LayerNormGradInputs,
   type LayerNormInputs,
+  MoeCombine,
+  type MoeCombineAttrs,
+  type MoeCombineInputs,
+  MoeDispatch,
+  type MoeDispatchAttrs,
+  type MoeDispatchInputs,
+  MoePairDot,
+  type MoePairDotInputs,
 } from "./kernel_names.js";
 export { nativeAddon, nativeInfo, setNumThreads } from "./native.js";
 export { gelu, geluComposite } from "./ops/gelu.js";
 export { layerNorm, layerNormComposite } from "./ops/layer_norm.js";
 export { logSoftmax } from "./ops/log_softmax.js";
+export { type MoePairs, moeCombine, moeDispatch } from "./ops/moe.js";
 export { backendHasKernel } from "./ops/util.js";
 export { ensureGradients, NATIVE_KERNELS, type RegisterResult, registerNativeBackend } from "./register.js";
 export { resolveNumThreads } from "./threads.js";

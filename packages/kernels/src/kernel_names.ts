@@ -23,3 +23,29 @@ export interface LayerNormAttrs {
 export const LayerNormGrad = "polymoe.LayerNormGrad";
 export type LayerNormGradInputs = Pick<NamedTensorInfoMap, "dy" | "x" | "gamma">;
 export type LayerNormGradAttrs = LayerNormAttrs;
+
+/**
+ * Index-based MoE dispatch: buf[dest[p]] = weight[p] * x[token[p]] for every
+ * kept pair p (dest >= 0); rows no pair writes are zero.
+ * x [T, M]; token, dest int32 [P]; weight float32 [P] -> buf [rows, M].
+ */
+export const MoeDispatch = "polymoe.MoeDispatch";
+export type MoeDispatchInputs = Pick<NamedTensorInfoMap, "x" | "token" | "dest" | "weight">;
+export interface MoeDispatchAttrs {
+  rows: number;
+}
+
+/**
+ * Index-based MoE combine, the adjoint of dispatch:
+ * y[t] = sum of weight[p] * buf[dest[p]] over kept pairs with token[p] = t.
+ * buf [rows, M]; token, dest int32 [P]; weight float32 [P] -> y [numTokens, M].
+ */
+export const MoeCombine = "polymoe.MoeCombine";
+export type MoeCombineInputs = Pick<NamedTensorInfoMap, "buf" | "token" | "dest" | "weight">;
+export interface MoeCombineAttrs {
+  numTokens: number;
+}
+
+/** dw[p] = <a[token[p]], b[dest[p]]> (0 for dropped pairs): the weight gradient of both. */
+export const MoePairDot = "polymoe.MoePairDot";
+export type MoePairDotInputs = Pick<NamedTensorInfoMap, "a" | "b" | "token" | "dest">;

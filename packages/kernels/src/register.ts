@@ -16,12 +16,14 @@ import { KernelError } from "./errors.js";
 import { batchMatMulGradConfig } from "./gradients/BatchMatMul_grad.js";
 import { geluGradConfig } from "./gradients/Gelu_grad.js";
 import { layerNormGradConfig } from "./gradients/LayerNorm_grad.js";
+import { moeCombineGradConfig, moeDispatchGradConfig } from "./gradients/Moe_grad.js";
 import { batchMatMulKernel } from "./kernels/BatchMatMul.js";
 import { binaryKernels } from "./kernels/binary.js";
 import { fusedMatMulKernel } from "./kernels/FusedMatMul.js";
 import { gatherV2Kernel } from "./kernels/GatherV2.js";
 import { geluGradKernel, geluKernel } from "./kernels/Gelu.js";
 import { layerNormGradKernel, layerNormKernel } from "./kernels/LayerNorm.js";
+import { moeCombineKernel, moeDispatchKernel, moePairDotKernel } from "./kernels/moe.js";
 import { padV2Kernel } from "./kernels/PadV2.js";
 import { reduceKernels } from "./kernels/reduce.js";
 import { scatterNdKernel } from "./kernels/ScatterNd.js";
@@ -52,10 +54,18 @@ export const NATIVE_KERNELS: readonly NativeKernel[] = [
   geluGradKernel,
   layerNormKernel,
   layerNormGradKernel,
+  moeDispatchKernel,
+  moeCombineKernel,
+  moePairDotKernel,
 ];
 
 // LogSoftmax needs none of ours: @tensorflow/tfjs registers its gradient.
-const GRADIENTS: readonly GradConfig[] = [geluGradConfig, layerNormGradConfig];
+const GRADIENTS: readonly GradConfig[] = [
+  geluGradConfig,
+  layerNormGradConfig,
+  moeDispatchGradConfig,
+  moeCombineGradConfig,
+];
 
 /**
  * Deliberate replacements of @tensorflow/tfjs gradients, each documented at its

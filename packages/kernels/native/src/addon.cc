@@ -5,6 +5,7 @@
 
 #include "blas.h"
 #include "eltwise.h"
+#include "moe.h"
 #include "shape_ops.h"
 
 namespace polymoe {
@@ -350,6 +351,65 @@ Napi::Value FmaPeak(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), polymoe::fma_peak_gflops(iters));
 }
 
+struct Pairs {
+  I32 token, dest;
+  F32 weight;  // data null when absent
+};
+
+Pairs pairs_arg(const Napi::CallbackInfo& info, size_t i) {
+  Pairs p{i32_arg(info, i, "token"), i32_arg(info, i + 1, "dest"), f32_opt(info, i + 2, "weight")};
+  if (p.dest.length != p.token.length)
+    throw Napi::RangeError::New(info.Env(), "moe: token and dest have different lengths");
+  if (p.weight.data && p.weight.length != p.token.length)
+    throw Napi::RangeError::New(info.Env(), "moe: weight and token have different lengths");
+  return p;
+}
+
+// moeDispatch(x, T, M, token, dest, weight|null, rows, buf)
+Napi::Value MoeDispatch(const Napi::CallbackInfo& info) {
+  F32 x = f32_arg(info, 0, "x");
+  i64 T = int_arg(info, 1, "T"), M = int_arg(info, 2, "M");
+  Pairs pr = pairs_arg(info, 3);
+  i64 rows = int_arg(info, 6, "rows");
+  F32 buf = f32_arg(info, 7, "buf");
+  need(info, x.length, T * M, "x");
+  need(info, buf.length, rows * M, "buf");
+  return guarded(info, [&] {
+    polymoe::moe_dispatch(x.data, T, M, pr.token.data, pr.dest.data, pr.weight.data, pr.token.length, rows, buf.data);
+  });
+}
+
+// moeCombine(buf, rows, M, token, dest, weight|null, T, y)
+Napi::Value MoeCombine(const Napi::CallbackInfo& info) {
+  F32 buf = f32_arg(info, 0, "buf");
+  i64 rows = int_arg(info, 1, "rows"), M = int_arg(info, 2, "M");
+  Pairs pr = pairs_arg(info, 3);
+  i64 T = int_arg(info, 6, "T");
+  F32 y = f32_arg(info, 7, "y");
+  need(info, buf.length, rows * M, "buf");
+  need(info, y.length, T * M, "y");
+  return guarded(info, [&] {
+    polymoe::moe_combine(buf.data, rows, M, pr.token.data, pr.dest.data, pr.weight.data, pr.token.length, T, y.data);
+  });
+}
+
+// moePairDot(a, T, b, rows, M, token, dest, dw)
+Napi::Value MoePairDot(const Napi::CallbackInfo& info) {
+  F32 a = f32_arg(info, 0, "a");
+  i64 T = int_arg(info, 1, "T");
+  F32 b = f32_arg(info, 2, "b");
+  i64 rows = int_arg(info, 3, "rows"), M = int_arg(info, 4, "M");
+  I32 token = i32_arg(info, 5, "token"), dest = i32_arg(info, 6, "dest");
+  F32 dw = f32_arg(info, 7, "dw");
+  need(info, a.length, T * M, "a");
+  need(info, b.length, rows * M, "b");
+  need(info, dest.length, token.length, "dest");
+  need(info, dw.length, token.length, "dw");
+  return guarded(info, [&] {
+    polymoe::moe_pair_dot(a.data, T, b.data, rows, M, token.data, dest.data, token.length, dw.data);
+  });
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("info", Napi::Function::New(env, Info));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads));
@@ -371,6 +431,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("scatterNd", Napi::Function::New(env, ScatterNd));
   exports.Set("slice", Napi::Function::New(env, Slice));
   exports.Set("pad", Napi::Function::New(env, Pad));
+  exports.Set("moeDispatch", Napi::Function::New(env, MoeDispatch));
+  exports.Set("moeCombine", Napi::Function::New(env, MoeCombine));
+  exports.Set("moePairDot", Napi::Function::New(env, MoePairDot));
   return exports;
 }
 
