@@ -14,7 +14,8 @@ export function definePackageBuild(overrides = {}) {
     dts: true,
     sourcemap: true,
     clean: true,
-    splitting: false,
+    // Entries share one copy of module state (registries, registration flags).
+    splitting: true,
     treeshake: false,
     ...overrides,
   });

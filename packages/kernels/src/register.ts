@@ -122,11 +122,11 @@ export function registerNativeBackend(): RegisterResult {
       throw new KernelError("INVALID_ARGUMENT", `POLYMOE_BLAS must be 'openblas' or 'onednn', got '${blas}'`);
     }
     addon.setBlas(blas);
-  } else if (addon.info().onednn) {
-    // oneDNN's sgemm measured faster than OpenBLAS at the shapes PolyMoE runs
-    // (docs/benchmarks.md); OpenBLAS stays the default where oneDNN is absent.
-    addon.setBlas("onednn");
   }
+  // OpenBLAS is the default. oneDNN's sgemm is 8-12% faster at PolyMoE's shapes
+  // (docs/benchmarks.md) but opt-in: with it, a process run under V8's CPU
+  // profiler (node --cpu-prof) corrupts its heap ("corrupted size vs.
+  // prev_size"), reproducibly, while OpenBLAS runs clean.
   if (findBackendFactory(NATIVE_BACKEND_NAME) == null) {
     registerBackend(NATIVE_BACKEND_NAME, () => new NativeBackend(addon), PRIORITY);
     const own = new Set(NATIVE_KERNELS.map((k) => k.kernelName));

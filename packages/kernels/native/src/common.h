@@ -28,10 +28,12 @@ int num_threads();
 void set_num_threads(int n);
 
 /**
- * Work (in elements) below which a loop runs on one thread: forking a parallel
- * region costs a few microseconds, more than ~16k simple float operations.
+ * Work (in elements) below which a loop runs on one thread. Forking a parallel
+ * region costs microseconds on idle cores, but on a loaded host every region
+ * waits at its barrier for a preempted thread (measured: 10-27 ms per tiny
+ * kernel at load 10 on 2 cores), so only ~0.1 ms+ of work is split.
  */
-constexpr i64 kParallelGrain = 1 << 15;
+constexpr i64 kParallelGrain = 1 << 17;
 
 inline int threads_for(i64 work) {
   if (work < kParallelGrain) return 1;

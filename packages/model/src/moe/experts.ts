@@ -1,0 +1,72 @@
+import { gelu } from "@polymoe/kernels";
+import {
+  add,
+  matMul,
+  randomNormal,
+  relu,
+  reshape,
+  type Tensor3D,
+  type Variable,
+  variable,
+  zeros,
+} from "@tensorflow/tfjs-core";
+
+/**
+ * E two-layer FFN experts evaluated together: one batched matmul per layer
+ * over all local experts (no per-expert loop).
+ * w1 [E, M, F], b1 [E, F], w2 [E, F, M], b2 [E, M]; input [E, C, M] -> [E, C, M].
+ */
+export class BatchedExperts {
+  readonly w1: Variable;
+  readonly w2: Variable;
+  readonly b1: Variable | null;
+  readonly b2: Variable | null;
+
+  constructor(
+    readonly numExperts: number,
+    readonly dModel: number,
+    readonly dFF: number,
+    readonly activation: "relu" | "gelu",
+    bias: boolean,
+    seed: number,
+    name: string,
+    trainable = true,
+  ) {
+    const [E, M, F] = [numExperts, dModel, dFF];
+    this.w1 = variable(
+      randomNormal([E, M, F], 0, 1 / Math.sqrt(M), "float32", seed),
+      trainable,
+      `${name}.w1`,
+    );
+    this.w2 = variable(
+      randomNormal([E, F, M], 0, 1 / Math.sqrt(F), "float32", seed + 1),
+      trainable,
+      `${name}.w2`,
+    );
+    this.b1 = bias ? variable(zeros([E, F]), trainable, `${name}.b1`) : null;
+    this.b2 = bias ? variable(zeros([E, M]), trainable, `${name}.b2`) : null;
+  }
+
+  /** buf: <float32>[E, C, M] -> <float32>[E, C, M]. */
+  apply(buf: Tensor3D): Tensor3D {
+    const [E, , M] = buf.shape;
+    const F = this.dFF;
+    let h = matMul(buf, this.w1) as Tensor3D;
+    if (this.b1) h = add(h, reshape(this.b1, [E, 1, F])) as Tensor3D;
+    h = (this.activation === "gelu" ? gelu(h) : relu(h)) as Tensor3D;
+    let out = matMul(h, this.w2) as Tensor3D;
+    if (this.b2) out = add(out, reshape(this.b2, [E, 1, M])) as Tensor3D;
+    return out;
+  }
+
+  variables(): Record<string, Variable> {
+    const v: Record<string, Variable> = { w1: this.w1, w2: this.w2 };
+    if (this.b1) v.b1 = this.b1;
+    if (this.b2) v.b2 = this.b2;
+    return v;
+  }
+
+  dispose(): void {
+    for (const v of Object.values(this.variables())) v.dispose();
+  }
+}

@@ -1,0 +1,192 @@
+// The MoE layer. Axis legend: T tokens, E experts (E_local on this rank),
+// C capacity (slots per expert), M model width, F expert hidden width,
+// W expert-parallel ranks.
+//
+// Forward, in order:
+//   1. route        x [T, M] -> pairs (token, dest = e*C + slot), combine weights [P]
+//   2. dispatch     x [T, M] -> buf [E*C, M]               (index gather, no one-hot)
+//   3. all-to-all   buf [E, C, M] -> [E_local, W*C, M]     (identity at W = 1)
+//   4. experts      [E_local, W*C, M] -> same              (two batched matmuls)
+//   5. all-to-all   [E_local, W*C, M] -> [E, C, M]
+//   6. combine      [E*C, M] -> y [T, M]                   (weighted index scatter-add)
+import { gelu as geluOp, moeCombine, moeDispatch } from "@polymoe/kernels";
+import { createRouter, type RouteContext, type Router, type Routing } from "@polymoe/routers";
+import { parseConfig } from "@polymoe/schema";
+import {
+  add,
+  matMul,
+  mul,
+  randomNormal,
+  relu,
+  reshape,
+  slice,
+  softmax,
+  type Tensor2D,
+  type Tensor3D,
+  tidy,
+  type Variable,
+  variable,
+  zeros,
+} from "@tensorflow/tfjs-core";
+
+import { ModelError } from "../errors.js";
+import { MoeLayerConfig, type MoeLayerConfigInput } from "./config.js";
+import { type ExpertExchange, LOCAL_EXCHANGE } from "./exchange.js";
+import { BatchedExperts } from "./experts.js";
+
+export interface MoeLayerInit {
+  dModel: number;
+  seed: number;
+  /** Unique prefix of variable names, e.g. "decoder.layers.1.ffn". */
+  name: string;
+  /** Expert parallelism: the all-to-all hook (default: all experts local). */
+  exchange?: ExpertExchange;
+  trainable?: boolean;
+}
+
+/** One forward pass: the output and the routing record (losses and metrics inside). */
+export interface MoeOutput {
+  /** <float32>[T, M]. */
+  y: Tensor2D;
+  routing: Routing;
+}
+
+/** Parameters split by how data/expert parallelism and ZeRO treat them. */
+export interface ParameterGroups {
+  /** Expert weights: sharded over expert-parallel ranks, replicated over expert-data-parallel ones. */
+  expert: Variable[];
+  /** Everything else (router, residual FFN): replicated over all data-parallel ranks. */
+  dense: Variable[];
+}
+
+export class MoeLayer {
+  readonly config: MoeLayerConfig;
+  readonly router: Router;
+  readonly experts: BatchedExperts;
+  readonly exchange: ExpertExchange;
+  /** Residual MoE: dense FFN and the 2-way mixing gate. */
+  private readonly residual: Record<string, Variable> | null;
+
+  constructor(
+    config: MoeLayerConfigInput | MoeLayerConfig,
+    readonly init: MoeLayerInit,
+  ) {
+    this.config = parseConfig(MoeLayerConfig, config, { prefix: init.name });
+    const { dModel, seed, name } = init;
+    const trainable = init.trainable ?? true;
+    const c = this.config;
+    this.exchange = init.exchange ?? LOCAL_EXCHANGE;
+    const W = this.exchange.worldSize;
+    if (c.numExperts % W !== 0) {
+      throw new ModelError(
+        "INVALID_CONFIG",
+        `${name}: numExperts (${c.numExperts}) must be divisible by the expert-parallel world size (${W})`,
+      );
+    }
+    this.router = createRouter(c.router, {
+      dModel,
+      numExperts: c.numExperts,
+      seed,
+      name: `${name}.router`,
+      trainable,
+    });
+    this.experts = new BatchedExperts(
+      c.numExperts / W,
+      dModel,
+      c.dFF,
+      c.activation,
+      c.expertBias,
+      seed + 100 + this.exchange.firstExpert,
+      `${name}.experts`,
+      trainable,
+    );
+    this.residual = c.residual
+      ? {
+          w1: variable(
+            randomNormal([dModel, c.dFF], 0, 1 / Math.sqrt(dModel), "float32", seed + 7),
+            trainable,
+            `${name}.residual.w1`,
+          ),
+          b1: variable(zeros([c.dFF]), trainable, `${name}.residual.b1`),
+          w2: variable(
+            randomNormal([c.dFF, dModel], 0, 1 / Math.sqrt(c.dFF), "float32", seed + 8),
+            trainable,
+            `${name}.residual.w2`,
+          ),
+          b2: variable(zeros([dModel]), trainable, `${name}.residual.b2`),
+          coef: variable(zeros([dModel, 2]), trainable, `${name}.residual.coef`),
+        }
+      : null;
+  }
+
+  /**
+   * x: <float32>[T, M] (flattened tokens), ctx: routing context (task ids,
+   * padding mask, training flag, RNG). Returns y [T, M] and the routing; the
+   * caller adds routing.auxLoss / zLoss (scaled) to its loss and disposes
+   * what it keeps outside a tidy.
+   */
+  forward(x: Tensor2D, ctx: RouteContext): MoeOutput {
+    const M = this.init.dModel;
+    if (x.rank !== 2 || x.shape[1] !== M) {
+      throw new ModelError("SHAPE_MISMATCH", `${this.init.name}: x must be [tokens, ${M}], got [${x.shape}]`);
+    }
+    const T = x.shape[0];
+    // 1. route
+    const routing = this.router.route(x, ctx);
+    const E = this.config.numExperts;
+    const C = routing.capacity;
+    const y = tidy(() => {
+      // 2. dispatch
+      const buf = moeDispatch(x, routing.pairs, E * C);
+      // 3. all-to-all to the experts' ranks
+      const local = this.exchange.toExperts(reshape(buf, [E, C, M]) as Tensor3D);
+      // 4. experts
+      const out = this.experts.apply(local);
+      // 5. all-to-all back
+      const back = this.exchange.fromExperts(out);
+      // 6. combine
+      const moe = moeCombine(reshape(back, [E * C, M]) as Tensor2D, routing.pairs, T, routing.combineWeight);
+      if (!this.residual) return moe;
+      const r = this.residual;
+      const dense = add(
+        matMul(
+          this.hiddenAct(add(matMul(x, r.w1 as Variable), r.b1 as Variable) as Tensor2D),
+          r.w2 as Variable,
+        ),
+        r.b2 as Variable,
+      );
+      const coef = softmax(matMul(x, r.coef as Variable)) as Tensor2D;
+      return add(mul(moe, slice(coef, [0, 0], [T, 1])), mul(dense, slice(coef, [0, 1], [T, 1]))) as Tensor2D;
+    });
+    return { y, routing };
+  }
+
+  private hiddenAct(h: Tensor2D): Tensor2D {
+    return (this.config.activation === "gelu" ? geluOp(h) : relu(h)) as Tensor2D;
+  }
+
+  /** Every variable by its short name within the layer. */
+  variables(): Record<string, Variable> {
+    const out: Record<string, Variable> = {};
+    for (const [k, v] of Object.entries(this.router.variables)) out[`router.${k}`] = v;
+    for (const [k, v] of Object.entries(this.experts.variables())) out[`experts.${k}`] = v;
+    if (this.residual) for (const [k, v] of Object.entries(this.residual)) out[`residual.${k}`] = v;
+    return out;
+  }
+
+  parameterGroups(): ParameterGroups {
+    return {
+      expert: Object.values(this.experts.variables()),
+      dense: [
+        ...Object.values(this.router.variables),
+        ...(this.residual ? Object.values(this.residual) : []),
+      ],
+    };
+  }
+
+  dispose(): void {
+    this.router.dispose();
+    this.experts.dispose();
+    if (this.residual) for (const v of Object.values(this.residual)) v.dispose();
+  }
+}
