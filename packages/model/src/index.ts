@@ -1,6 +1,18 @@
 // @polymoe/model: PolyMoE's model layers.
+export type { KVCache } from "./attention.js";
+export { ModelConfig, type ModelConfigInput, MoePlacement, moeLayerIndices, TaskKey } from "./config.js";
 export { ModelError, type ModelErrorCode } from "./errors.js";
 export { MoeLayerConfig, type MoeLayerConfigInput } from "./moe/config.js";
 export { type ExpertExchange, LOCAL_EXCHANGE } from "./moe/exchange.js";
 export { BatchedExperts } from "./moe/experts.js";
 export { MoeLayer, type MoeLayerInit, type MoeOutput, type ParameterGroups } from "./moe/moe_layer.js";
+export {
+  type DecoderState,
+  type EncoderMemory,
+  type ForwardContext,
+  type ForwardOutput,
+  type ModelBatch,
+  type MoeReport,
+  Transformer,
+  type TransformerInit,
+} from "./transformer.js";
