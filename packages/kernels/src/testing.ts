@@ -40,15 +40,28 @@ export function setupTestBackends(): TestBackends {
   return setup;
 }
 
-/** Runs f with `backend` active (synchronously initialised backends), then restores the previous one. */
+/**
+ * Runs f with `backend` active (synchronously initialised backends), then
+ * restores the previous one — after the returned promise settles, when f is
+ * async (restoring at the first await would run the rest on another backend).
+ */
 export function onBackend<T>(backend: string, f: () => T): T {
   const prev = tf.getBackend();
   void tf.setBackend(backend);
+  let result: T;
   try {
-    return f();
-  } finally {
+    result = f();
+  } catch (e) {
     void tf.setBackend(prev);
+    throw e;
   }
+  if (result instanceof Promise) {
+    return result.finally(() => {
+      void tf.setBackend(prev);
+    }) as T;
+  }
+  void tf.setBackend(prev);
+  return result;
 }
 
 /** A float32 copy of a tensor's values; the tensor is disposed. */

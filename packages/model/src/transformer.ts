@@ -264,6 +264,26 @@ export class Transformer {
     );
   }
 
+  /**
+   * Expert parameters with their place in the global expert numbering:
+   * variable key -> first global expert id held here, and the layer's total
+   * expert count. Checkpoints store experts by global id, so a run can change
+   * its expert-parallel layout.
+   */
+  expertLayout(): Map<string, { firstExpert: number; localExperts: number; numExperts: number }> {
+    const out = new Map<string, { firstExpert: number; localExperts: number; numExperts: number }>();
+    for (const { name, layer } of this.moeLayers()) {
+      for (const k of Object.keys(layer.experts.variables())) {
+        out.set(`${name}.ffn.experts.${k}`, {
+          firstExpert: layer.exchange.firstExpert,
+          localExperts: layer.experts.numExperts,
+          numExperts: layer.config.numExperts,
+        });
+      }
+    }
+    return out;
+  }
+
   numParameters(): number {
     let n = 0;
     for (const v of this.store.vars.values()) n += v.size;

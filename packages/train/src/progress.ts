@@ -1,0 +1,67 @@
+// Progress for long runs: one bar rewritten in place on a TTY, plain lines
+// otherwise (logs, CI), in the spirit of fairseq's progress_bar.
+
+export interface ProgressFields {
+  step: number;
+  total: number;
+  loss: number;
+  tokensPerSecond: number;
+  droppedPercent: number;
+  lr: number;
+  seconds: number;
+}
+
+function duration(s: number): string {
+  if (!Number.isFinite(s) || s < 0) return "?";
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const sec = Math.floor(s % 60);
+  return h > 0
+    ? `${h}h${String(m).padStart(2, "0")}m`
+    : m > 0
+      ? `${m}m${String(sec).padStart(2, "0")}s`
+      : `${sec}s`;
+}
+
+const kilo = (x: number) => (x >= 1000 ? `${(x / 1000).toFixed(1)}k` : x.toFixed(0));
+
+export class Progress {
+  private lastLen = 0;
+
+  constructor(
+    private readonly out: NodeJS.WriteStream = process.stdout,
+    private readonly tty = Boolean(process.stdout.isTTY) && !process.env.CI,
+  ) {}
+
+  update(f: ProgressFields): void {
+    const frac = Math.min(1, f.step / f.total);
+    const eta = f.step > 0 ? (f.seconds / f.step) * (f.total - f.step) : Number.NaN;
+    const stats =
+      `loss ${f.loss.toFixed(3)} | ${kilo(f.tokensPerSecond)} tok/s | dropped ${f.droppedPercent.toFixed(1)}% | ` +
+      `lr ${f.lr.toExponential(2)} | ETA ${duration(eta)}`;
+    if (this.tty) {
+      const width = 24;
+      const filled = Math.round(frac * width);
+      const bar = `${"=".repeat(Math.max(0, filled - 1))}${filled > 0 ? ">" : ""}${" ".repeat(width - filled)}`;
+      const line = `step ${f.step}/${f.total} [${bar}] ${stats}`;
+      this.out.write(`\r${line}${" ".repeat(Math.max(0, this.lastLen - line.length))}`);
+      this.lastLen = line.length;
+    } else {
+      this.out.write(`step ${f.step}/${f.total} ${stats}\n`);
+    }
+  }
+
+  /** A message on its own line (the bar is redrawn at the next update). */
+  line(message: string): void {
+    if (this.tty && this.lastLen > 0) {
+      this.out.write(`\r${" ".repeat(this.lastLen)}\r`);
+      this.lastLen = 0;
+    }
+    this.out.write(`${message}\n`);
+  }
+
+  done(): void {
+    if (this.tty && this.lastLen > 0) this.out.write("\n");
+    this.lastLen = 0;
+  }
+}

@@ -1,0 +1,533 @@
+import { appendFileSync, mkdirSync } from "node:fs";
+import path from "node:path";
+import type { ForwardOutput, ModelBatch, Transformer } from "@polymoe/model";
+import { Rng, type RoutingMetrics } from "@polymoe/routers";
+import {
+  add,
+  clone,
+  keep,
+  mul,
+  type Scalar,
+  type Tensor,
+  tidy,
+  type Variable,
+  variableGrads,
+} from "@tensorflow/tfjs-core";
+
+import {
+  CHECKPOINT_FORMAT,
+  type CheckpointState,
+  lastCheckpoint,
+  loadCheckpoint,
+  saveCheckpoint,
+} from "./checkpoint.js";
+import type { TrainConfig } from "./config.js";
+import { TrainError } from "./errors.js";
+import { labelSmoothedCrossEntropy } from "./loss.js";
+import { AdamW, globalNorm } from "./optimizer.js";
+import { Progress } from "./progress.js";
+import { learningRate } from "./schedule.js";
+
+/** What the trainer needs of a batch (a structural subset of @polymoe/data's Batch). */
+export interface TrainBatch {
+  epoch?: number;
+  size: number;
+  srcLen: number;
+  tgtLen: number;
+  /** <int32>[B, S] */
+  srcIds: Int32Array;
+  /** [B, S] 1 = token */
+  srcMask: ArrayLike<number>;
+  /** <int32>[B, T] decoder input */
+  tgtInIds: Int32Array;
+  /** <int32>[B, T] decoder target */
+  tgtOutIds: Int32Array;
+  /** [B, T] 1 = real target token */
+  tgtMask: ArrayLike<number>;
+  /** <int32>[B] per-sentence task ids */
+  targetLangIds: Int32Array;
+  pairIds: Int32Array;
+  taskTypeIds: Int32Array;
+  srcTokens: number;
+  tgtTokens: number;
+}
+
+/** An endless, resumable stream of training batches (e.g. @polymoe/data's BatchIterator). */
+export interface BatchSource {
+  next(): IteratorResult<TrainBatch>;
+  state(): unknown;
+  restore(state: never): void;
+}
+
+/** Dev-set results; loss and nll per target token. */
+export interface DevResult {
+  loss: number;
+  nll: number;
+  tokens: number;
+  bleu?: number;
+  [extra: string]: number | undefined;
+}
+
+export type DevEvaluator = (model: Transformer, rng: Rng) => DevResult;
+
+/** Multiplies every gradient by s, disposing the originals. */
+function scaleAll(grads: Map<string, Tensor>, s: number): Map<string, Tensor> {
+  const out = new Map<string, Tensor>();
+  for (const [k, t] of grads) {
+    out.set(
+      k,
+      tidy(() => mul(t, s)),
+    );
+    t.dispose();
+  }
+  return out;
+}
+
+/** The model-ready view of a batch. */
+export function toModelBatch(b: TrainBatch): ModelBatch {
+  return {
+    batch: b.size,
+    srcLen: b.srcLen,
+    tgtLen: b.tgtLen,
+    src: b.srcIds,
+    tgtIn: b.tgtInIds,
+    srcMask: Uint8Array.from(b.srcMask, (m) => (m ? 1 : 0)),
+    tgtMask: Uint8Array.from(b.tgtMask, (m) => (m ? 1 : 0)),
+    taskIds: { "target-language": b.targetLangIds, "language-pair": b.pairIds, "task-type": b.taskTypeIds },
+  };
+}
+
+/** Dev loss over fixed batches, in eval mode (no dropout, eval capacity). */
+export function evaluateLoss(
+  model: Transformer,
+  batches: Iterable<TrainBatch>,
+  labelSmoothing: number,
+  rng: Rng,
+): DevResult {
+  let loss = 0;
+  let nll = 0;
+  let tokens = 0;
+  for (const b of batches) {
+    tidy(() => {
+      const out = model.forward(toModelBatch(b), { training: false, rng });
+      const l = labelSmoothedCrossEntropy(out.logits, b.tgtOutIds, b.tgtMask, labelSmoothing);
+      loss += (l.loss.dataSync()[0] as number) * l.tokens;
+      nll += (l.nll.dataSync()[0] as number) * l.tokens;
+      tokens += l.tokens;
+    });
+  }
+  return { loss: loss / Math.max(1, tokens), nll: nll / Math.max(1, tokens), tokens };
+}
+
+/** Per MoE layer statistics accumulated over a logging interval. */
+interface MoeAccumulator {
+  steps: number;
+  dropped: number;
+  entropy: number;
+  unused: number;
+  tokensPerExpert: Float64Array;
+  usagePerTask?: Float64Array;
+  numTasks: number;
+}
+
+export interface StepResult {
+  step: number;
+  loss: number;
+  nll: number;
+  aux: number;
+  z: number;
+  gradNorm: number;
+  lr: number;
+  tokens: number;
+  skipped: boolean;
+  moe: { layer: string; metrics: RoutingMetrics }[];
+}
+
+export interface TrainerOptions {
+  model: Transformer;
+  config: TrainConfig;
+  data: BatchSource;
+  runDir: string;
+  /** The full resolved run config, stored in every checkpoint. */
+  runConfig: unknown;
+  dev?: DevEvaluator;
+  /** Start fresh even if the run directory has a checkpoint. */
+  fresh?: boolean;
+  resetOptimizer?: boolean;
+  resetDataloader?: boolean;
+  progress?: Progress;
+  /** Handle SIGINT/SIGTERM: save, then stop (default true). */
+  handleSignals?: boolean;
+}
+
+export interface TrainSummary {
+  steps: number;
+  stoppedBy: "max-steps" | "signal";
+  skippedSteps: number;
+  lastCheckpoint: string;
+  bestDevLoss?: number;
+  resumedFrom?: string;
+  lastDev?: DevResult;
+  seconds: number;
+  tokens: number;
+}
+
+/**
+ * The training loop: teacher-forced label-smoothed cross-entropy plus router
+ * losses, AdamW with warmup, global-norm clipping, gradient accumulation, a
+ * guard against non-finite steps, periodic dev evaluation and atomic
+ * checkpoints, resumed exactly from checkpoint_last by default.
+ */
+export class Trainer {
+  readonly model: Transformer;
+  readonly config: TrainConfig;
+  readonly optimizer: AdamW;
+  rng: Rng;
+  step = 0;
+  epoch = 0;
+  bestDevLoss = Number.POSITIVE_INFINITY;
+  skippedSteps = 0;
+  private consecutiveBad = 0;
+  private stopRequested = false;
+  private readonly vars: Map<string, Variable>;
+  private readonly keyOfName = new Map<string, string>();
+  private readonly metricsFile: string;
+  readonly progress: Progress;
+
+  constructor(private readonly opts: TrainerOptions) {
+    this.model = opts.model;
+    this.config = opts.config;
+    this.optimizer = new AdamW(opts.config.optimizer);
+    this.rng = new Rng(opts.config.seed);
+    this.vars = new Map([...opts.model.variables()].filter(([, v]) => v.trainable));
+    for (const [k, v] of this.vars) this.keyOfName.set(v.name, k);
+    mkdirSync(opts.runDir, { recursive: true });
+    this.metricsFile = path.join(opts.runDir, "metrics.jsonl");
+    this.progress = opts.progress ?? new Progress();
+  }
+
+  /** Loads checkpoint_last if there is one (and not `fresh`); returns its path. */
+  resume(): string | undefined {
+    if (this.opts.fresh) return undefined;
+    const dir = lastCheckpoint(this.opts.runDir);
+    if (!dir) return undefined;
+    const state = loadCheckpoint(dir, this.model, this.optimizer, {
+      resetOptimizer: this.opts.resetOptimizer ?? false,
+    });
+    this.step = state.step;
+    this.epoch = state.epoch;
+    this.rng = new Rng(state.rng);
+    if (state.bestDevLoss !== undefined) this.bestDevLoss = state.bestDevLoss;
+    if (!this.opts.resetDataloader && state.data !== undefined && state.data !== null) {
+      this.opts.data.restore(state.data as never);
+    }
+    return dir;
+  }
+
+  private log(record: Record<string, unknown>): void {
+    appendFileSync(this.metricsFile, `${JSON.stringify({ time: new Date().toISOString(), ...record })}\n`);
+  }
+
+  /** One optimizer update over `accumulate` micro-batches. */
+  trainStep(): StepResult {
+    const c = this.config;
+    const names = [...this.vars.values()];
+    let sumLoss = 0;
+    let sumNll = 0;
+    let sumAux = 0;
+    let sumZ = 0;
+    let tokens = 0;
+    let finite = true;
+    const moe: { layer: string; metrics: RoutingMetrics }[] = [];
+    let grads = new Map<string, Tensor>();
+    for (let micro = 0; micro < c.accumulate; micro++) {
+      const next = this.opts.data.next();
+      if (next.done)
+        throw new TrainError("INVALID_ARGUMENT", "the batch source ended; training batches must be endless");
+      const batch = next.value;
+      if (batch.epoch !== undefined) this.epoch = batch.epoch;
+      const mb = toModelBatch(batch);
+      let nll = 0;
+      let microTokens = 0;
+      let aux = 0;
+      let z = 0;
+      let reports: ForwardOutput["moe"] = [];
+      // variableGrads disposes everything but the loss: read what is needed inside.
+      const { value, grads: g } = variableGrads(() => {
+        const out = this.model.forward(mb, { training: true, rng: this.rng, step: this.step });
+        const l = labelSmoothedCrossEntropy(out.logits, batch.tgtOutIds, batch.tgtMask, c.labelSmoothing);
+        nll = l.nll.dataSync()[0] as number;
+        aux = out.auxLoss.dataSync()[0] as number;
+        z = out.zLoss.dataSync()[0] as number;
+        microTokens = l.tokens;
+        reports = out.moe;
+        return add(l.loss, add(mul(out.auxLoss, c.auxLossCoef), mul(out.zLoss, c.zLossCoef))) as Scalar;
+      }, names);
+      const lossValue = value.dataSync()[0] as number;
+      value.dispose();
+      sumAux += aux;
+      sumZ += z;
+      sumLoss += lossValue;
+      sumNll += nll;
+      tokens += microTokens;
+      finite &&= Number.isFinite(lossValue);
+      moe.push(...reports);
+      tidy(() => {
+        for (const [name, t] of Object.entries(g)) {
+          const key = this.keyOfName.get(name) as string;
+          const prev = grads.get(key);
+          grads.set(key, keep(prev ? add(prev, t) : clone(t)));
+          prev?.dispose();
+        }
+      });
+      for (const t of Object.values(g)) t.dispose();
+    }
+    if (c.accumulate > 1) grads = scaleAll(grads, 1 / c.accumulate);
+    const gradNorm = globalNorm(grads.values());
+    const lr = learningRate(c.optimizer.schedule, c.optimizer.lr, this.step + 1);
+    const loss = sumLoss / c.accumulate;
+    const skipped = !(finite && Number.isFinite(gradNorm));
+    if (skipped) {
+      this.skippedSteps++;
+      this.consecutiveBad++;
+    } else {
+      this.consecutiveBad = 0;
+      const clip = c.optimizer.clipNorm;
+      if (clip > 0 && gradNorm > clip) {
+        grads = scaleAll(grads, clip / (gradNorm + 1e-6));
+      }
+      this.optimizer.apply(this.vars, grads, lr);
+      this.step++;
+    }
+    for (const t of grads.values()) t.dispose();
+    if (this.consecutiveBad >= c.maxBadSteps) {
+      throw new TrainError(
+        "NON_FINITE",
+        `stopping: ${this.consecutiveBad} consecutive steps had a non-finite loss or gradient (last: loss ${loss}, ` +
+          `gradient norm ${gradNorm}, after update ${this.step}). Lower train.optimizer.lr (now ${c.optimizer.lr}), ` +
+          `keep train.optimizer.clipNorm on (now ${c.optimizer.clipNorm}), or check the data. ` +
+          `The last good checkpoint is ${lastCheckpoint(this.opts.runDir) ?? "not written yet"}.`,
+      );
+    }
+    return {
+      step: this.step,
+      loss,
+      nll: sumNll / c.accumulate,
+      aux: sumAux / c.accumulate,
+      z: sumZ / c.accumulate,
+      gradNorm,
+      lr,
+      tokens,
+      skipped,
+      moe,
+    };
+  }
+
+  /** Writes a checkpoint of the current state; returns its directory. */
+  save(best = false, dev?: DevResult): string {
+    const state: CheckpointState = {
+      format: CHECKPOINT_FORMAT,
+      version: 1,
+      step: this.step,
+      epoch: this.epoch,
+      config: this.opts.runConfig,
+      model: this.model.config,
+      optimizer: { type: this.config.optimizer.type, step: this.optimizer.step },
+      data: this.opts.data.state(),
+      rng: this.rng.state(),
+      time: new Date().toISOString(),
+      ...(dev ? { devLoss: dev.loss } : {}),
+      ...(Number.isFinite(this.bestDevLoss) ? { bestDevLoss: this.bestDevLoss } : {}),
+    };
+    return saveCheckpoint(this.opts.runDir, this.model, this.optimizer, state, {
+      best,
+      keepLast: this.config.keepLast,
+    });
+  }
+
+  private evaluate(): DevResult | undefined {
+    if (!this.opts.dev) return undefined;
+    const dev = this.opts.dev(this.model, new Rng(this.config.seed + 7919));
+    const best = dev.loss < this.bestDevLoss;
+    if (best) this.bestDevLoss = dev.loss;
+    this.log({ kind: "dev", step: this.step, ...dev, best });
+    this.progress.line(
+      `dev @ step ${this.step}: loss ${dev.loss.toFixed(3)}, nll ${dev.nll.toFixed(3)}` +
+        (dev.bleu !== undefined ? `, BLEU ${dev.bleu.toFixed(2)}` : "") +
+        (best ? " (best)" : ""),
+    );
+    return dev;
+  }
+
+  private accumulate(acc: Map<string, MoeAccumulator>, moe: StepResult["moe"]): void {
+    for (const { layer, metrics: m } of moe) {
+      let a = acc.get(layer);
+      const E = m.tokensPerExpert.length;
+      if (!a) {
+        a = {
+          steps: 0,
+          dropped: 0,
+          entropy: 0,
+          unused: 0,
+          tokensPerExpert: new Float64Array(E),
+          numTasks: 0,
+        };
+        acc.set(layer, a);
+      }
+      a.steps++;
+      a.dropped += m.droppedFraction;
+      a.entropy += m.gateEntropy;
+      a.unused += m.unusedExperts;
+      m.tokensPerExpert.forEach((n, e) => {
+        (a as MoeAccumulator).tokensPerExpert[e]! += n;
+      });
+      if (m.usagePerTask) {
+        const N = m.usagePerTask.length / E;
+        if (!a.usagePerTask || a.numTasks < N) {
+          const grown = new Float64Array(N * E);
+          if (a.usagePerTask) grown.set(a.usagePerTask);
+          a.usagePerTask = grown;
+          a.numTasks = N;
+        }
+        m.usagePerTask.forEach((n, i) => {
+          (a as MoeAccumulator).usagePerTask![i]! += n;
+        });
+      }
+    }
+  }
+
+  /** Trains until maxSteps (or a signal); saves and returns a summary. */
+  async run(): Promise<TrainSummary> {
+    const c = this.config;
+    const resumedFrom = this.resume();
+    if (resumedFrom) this.progress.line(`resumed from ${resumedFrom} at step ${this.step}`);
+    const onSignal = (sig: string) => {
+      if (this.stopRequested) process.exit(130);
+      this.stopRequested = true;
+      this.progress.line(
+        `${sig}: finishing the current step, saving a checkpoint, then stopping (again to abort)`,
+      );
+    };
+    const handlers: [NodeJS.Signals, () => void][] = [
+      ["SIGINT", () => onSignal("SIGINT")],
+      ["SIGTERM", () => onSignal("SIGTERM")],
+    ];
+    if (this.opts.handleSignals ?? true) for (const [s, h] of handlers) process.on(s, h);
+    const start = performance.now();
+    const startStep = this.step;
+    let tokens = 0;
+    let window = {
+      loss: 0,
+      nll: 0,
+      aux: 0,
+      z: 0,
+      gnorm: 0,
+      tokens: 0,
+      steps: 0,
+      skipped: 0,
+      t: performance.now(),
+    };
+    let moeAcc = new Map<string, MoeAccumulator>();
+    let lastDev: DevResult | undefined;
+    let lastSaved = "";
+    try {
+      while (this.step < c.maxSteps && !this.stopRequested) {
+        const r = this.trainStep();
+        tokens += r.tokens;
+        window.loss += r.loss;
+        window.nll += r.nll;
+        window.aux += r.aux;
+        window.z += r.z;
+        window.gnorm += r.gradNorm;
+        window.tokens += r.tokens;
+        window.steps++;
+        if (r.skipped) window.skipped++;
+        this.accumulate(moeAcc, r.moe);
+        const secs = (performance.now() - start) / 1000;
+        const dropped =
+          r.moe.length > 0
+            ? (100 * r.moe.reduce((s, m) => s + m.metrics.droppedFraction, 0)) / r.moe.length
+            : 0;
+        this.progress.update({
+          step: this.step,
+          total: c.maxSteps,
+          loss: r.loss,
+          tokensPerSecond: tokens / Math.max(1e-9, secs),
+          droppedPercent: dropped,
+          lr: r.lr,
+          seconds: secs * ((c.maxSteps - startStep) / Math.max(1, c.maxSteps - startStep)),
+        });
+        if (!r.skipped && (this.step % c.logEvery === 0 || this.step === c.maxSteps)) {
+          const n = window.steps;
+          const dt = (performance.now() - window.t) / 1000;
+          this.log({
+            kind: "train",
+            step: this.step,
+            epoch: this.epoch,
+            loss: window.loss / n,
+            nll: window.nll / n,
+            ppl: Math.exp(window.nll / n),
+            aux: window.aux / n,
+            z: window.z / n,
+            gradNorm: window.gnorm / n,
+            lr: r.lr,
+            tokens: window.tokens,
+            tokensPerSecond: window.tokens / Math.max(1e-9, dt),
+            skipped: window.skipped,
+            skippedTotal: this.skippedSteps,
+            moe: [...moeAcc].map(([layer, a]) => ({
+              layer,
+              droppedFraction: a.dropped / a.steps,
+              gateEntropy: a.entropy / a.steps,
+              unusedExperts: a.unused / a.steps,
+              tokensPerExpert: Array.from(a.tokensPerExpert),
+              ...(a.usagePerTask ? { usagePerTask: Array.from(a.usagePerTask), numTasks: a.numTasks } : {}),
+            })),
+          });
+          window = {
+            loss: 0,
+            nll: 0,
+            aux: 0,
+            z: 0,
+            gnorm: 0,
+            tokens: 0,
+            steps: 0,
+            skipped: 0,
+            t: performance.now(),
+          };
+          moeAcc = new Map();
+        }
+        const evalNow = c.evalEvery > 0 && this.step % c.evalEvery === 0 && !r.skipped;
+        if (evalNow) lastDev = this.evaluate();
+        const improved = evalNow && lastDev !== undefined && lastDev.loss <= this.bestDevLoss;
+        if ((c.saveEvery > 0 && this.step % c.saveEvery === 0 && !r.skipped) || improved) {
+          lastSaved = this.save(improved, lastDev);
+        }
+        await new Promise((resolve) => setImmediate(resolve)); // lets signals in
+      }
+      if (!lastSaved.endsWith(`_${this.step}`) || this.stopRequested) {
+        if (!this.stopRequested && c.evalEvery === 0) lastDev = this.evaluate();
+        const improved = lastDev !== undefined && lastDev.loss <= this.bestDevLoss;
+        lastSaved = this.save(improved, lastDev);
+      }
+    } finally {
+      this.progress.done();
+      if (this.opts.handleSignals ?? true) for (const [s, h] of handlers) process.off(s, h);
+    }
+    return {
+      steps: this.step,
+      stoppedBy: this.stopRequested ? "signal" : "max-steps",
+      skippedSteps: this.skippedSteps,
+      lastCheckpoint: lastSaved,
+      ...(Number.isFinite(this.bestDevLoss) ? { bestDevLoss: this.bestDevLoss } : {}),
+      ...(resumedFrom ? { resumedFrom } : {}),
+      ...(lastDev ? { lastDev } : {}),
+      seconds: (performance.now() - start) / 1000,
+      tokens,
+    };
+  }
+
+  dispose(): void {
+    this.optimizer.dispose();
+  }
+}
