@@ -1,0 +1,70 @@
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+
+import { lastCheckpoint, SafetensorsFile } from "../src/index.js";
+
+const child = path.join(path.dirname(fileURLToPath(import.meta.url)), "fixtures", "train_child.ts");
+const args = (dir: string, steps: number) => [
+  "--conditions=@polymoe/source",
+  "--import",
+  "tsx",
+  child,
+  dir,
+  String(steps),
+];
+const env = { ...process.env, POLYMOE_NUM_THREADS: "1", OMP_NUM_THREADS: "1" };
+const STEPS = 14;
+
+function finalTensors(dir: string): Map<string, number[]> {
+  const f = SafetensorsFile.open(path.join(lastCheckpoint(dir)!, "model.safetensors"));
+  const out = new Map(f.names().map((n) => [n, Array.from(f.read(n).data)] as [string, number[]]));
+  f.close();
+  return out;
+}
+
+/** Starts a training child and SIGKILLs it once its metrics show `atStep`, plus a random delay. */
+function killAt(dir: string, atStep: number, delayMs: number): Promise<number> {
+  return new Promise((resolve) => {
+    const p: ChildProcess = spawn(process.execPath, args(dir, STEPS), { env, stdio: "ignore" });
+    const metrics = path.join(dir, "metrics.jsonl");
+    const poll = setInterval(() => {
+      const lines = existsSync(metrics) ? readFileSync(metrics, "utf8").trim().split("\n") : [];
+      if (lines.length >= atStep) {
+        clearInterval(poll);
+        setTimeout(() => p.kill("SIGKILL"), delayMs);
+      }
+    }, 5);
+    p.on("exit", () => {
+      clearInterval(poll);
+      const lines = existsSync(metrics) ? readFileSync(metrics, "utf8").trim().split("\n") : [];
+      resolve(lines.length);
+    });
+  });
+}
+
+describe("crash safety (real processes, SIGKILL)", () => {
+  it("a run killed at random moments and resumed ends bitwise equal to an uninterrupted run", async () => {
+    const clean = mkdtempSync(path.join(tmpdir(), "crash-clean-"));
+    const done = spawnSync(process.execPath, args(clean, STEPS), { env, encoding: "utf8" });
+    expect(done.status, done.stderr).toBe(0);
+    const want = finalTensors(clean);
+
+    const dir = mkdtempSync(path.join(tmpdir(), "crash-killed-"));
+    // Two kills at pseudo-random points (saving every step, so some land mid-save).
+    const seed = Date.now();
+    const kills = [3 + (seed % 4), 8 + ((seed >> 3) % 4)];
+    const reached: number[] = [];
+    for (const k of kills) reached.push(await killAt(dir, k, (seed >> 5) % 40));
+    const resumed = spawnSync(process.execPath, args(dir, STEPS), { env, encoding: "utf8" });
+    expect(resumed.status, resumed.stderr).toBe(0);
+    expect(resumed.stdout).toMatch(new RegExp(`done ${STEPS} resumed`));
+    const got = finalTensors(dir);
+    expect([...got.keys()].sort()).toEqual([...want.keys()].sort());
+    for (const [name, values] of want)
+      expect(got.get(name), `${name} (kills after ${reached.join(", ")} logged steps)`).toEqual(values);
+  }, 240_000);
+});
