@@ -12,7 +12,8 @@
         "native/src/gather.cc",
         "native/src/slice.cc",
         "native/src/peak.cc",
-        "native/src/moe.cc"
+        "native/src/moe.cc",
+        "native/src/optim.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "<!@(node scripts/native-config.mjs defines)"],

@@ -159,6 +159,24 @@ export interface NativeAddon {
     dest: Int32Array,
     dw: Float32Array,
   ): void;
+  /** Fused Adam/AdamW step in place over param, m, v (see native/src/optim.cc). */
+  adamUpdate(
+    param: Float32Array,
+    grad: Float32Array,
+    m: Float32Array,
+    v: Float32Array,
+    lr: number,
+    beta1: number,
+    beta2: number,
+    eps: number,
+    weightDecay: number,
+    bias1: number,
+    bias2: number,
+    gradScale: number,
+    decoupled: boolean,
+  ): void;
+  /** Sum of squares with double accumulation. */
+  sumSquares(x: Float32Array): number;
 }
 
 type LoadResult = { addon: NativeAddon; error: null } | { addon: null; error: string };

@@ -23,6 +23,7 @@ export {
   type MoePairDotInputs,
 } from "./kernel_names.js";
 export { nativeAddon, nativeInfo, setNumThreads } from "./native.js";
+export { experimental_nativeValues } from "./native_values.js";
 export { gelu, geluComposite } from "./ops/gelu.js";
 export { layerNorm, layerNormComposite } from "./ops/layer_norm.js";
 export { logSoftmax } from "./ops/log_softmax.js";

@@ -1,3 +1,4 @@
+import { nativeAddon, experimental_nativeValues as nativeValues } from "@polymoe/kernels";
 import {
   add,
   addN,
@@ -42,47 +43,105 @@ export interface OptimizerState {
   tensors: Map<string, { shape: number[]; values: Float32Array }>;
 }
 
-/** Global L2 norm of gradients. */
+/** Global L2 norm of gradients (one native pass each on polymoe-native). */
 export function globalNorm(grads: Iterable<Tensor>): number {
   const list = [...grads];
   if (list.length === 0) return 0;
+  const addon = nativeAddon();
+  if (addon) {
+    let total = 0;
+    let allNative = true;
+    for (const g of list) {
+      const v = nativeValues(g);
+      if (!v) {
+        allNative = false;
+        break;
+      }
+      total += addon.sumSquares(v);
+    }
+    if (allNative) return Math.sqrt(total);
+  }
   return tidy(() => Math.sqrt((addN(list.map((g) => sum(square(g)))) as Scalar).dataSync()[0] as number));
 }
 
 const isNormOrBias = (name: string) => /\.(b|g|b1|b2)$/.test(name);
 
 /**
- * Adam / AdamW over named variables. Moments are created lazily at the first
- * update of each parameter and kept outside any tidy; `state()`/`load()`
- * round-trip them exactly for resumable training.
+ * Adam / AdamW over named variables. On the polymoe-native backend each
+ * parameter is updated in place by one fused native pass (moments live in
+ * host arrays); elsewhere by tfjs ops (moments are tensors). `state()` /
+ * `load()` round-trip the moments exactly in both cases.
  */
 export class AdamW {
+  /** Moments of natively updated parameters. */
+  private hostM = new Map<string, Float32Array>();
+  private hostV = new Map<string, Float32Array>();
+  /** Moments of parameters updated with tfjs ops. */
   private m = new Map<string, Tensor>();
   private v = new Map<string, Tensor>();
   /** Updates applied so far. */
   step = 0;
+  /** Parameter shapes (for host moments in state()). */
+  private readonly shapes = new Map<string, number[]>();
 
   constructor(readonly config: OptimizerConfig) {}
 
+  private decayOf(name: string): number {
+    const { weightDecay } = this.config;
+    return weightDecay > 0 && (this.config.decayNormsAndBiases || !isNormOrBias(name)) ? weightDecay : 0;
+  }
+
   /**
-   * One update: params[name] -= lr * (mhat / (sqrt(vhat) + eps) + wd * param)
-   * (adamw) for every gradient given. Gradients must already be clipped.
+   * One update with gradients multiplied by gradScale (accumulation average
+   * times clipping factor): param -= lr * (mhat / (sqrt(vhat) + eps) + wd * param) (adamw).
    */
-  apply(params: Map<string, Variable>, grads: Map<string, Tensor>, lr: number): void {
+  apply(params: Map<string, Variable>, grads: Map<string, Tensor>, lr: number, gradScale = 1): void {
     const [b1, b2] = this.config.betas;
-    const { eps, weightDecay } = this.config;
+    const { eps } = this.config;
     this.step++;
     const c1 = 1 - b1 ** this.step;
     const c2 = 1 - b2 ** this.step;
+    const addon = nativeAddon();
     for (const [name, g0] of grads) {
       const p = params.get(name);
       if (!p) throw new TrainError("INVALID_ARGUMENT", `optimizer: gradient for unknown parameter ${name}`);
-      const decay =
-        weightDecay > 0 && (this.config.decayNormsAndBiases || !isNormOrBias(name)) ? weightDecay : 0;
-      const m0 = this.m.get(name);
-      const v0 = this.v.get(name);
+      const decay = this.decayOf(name);
+      if (!this.shapes.has(name)) this.shapes.set(name, p.shape.slice());
+      const pv = addon && !this.m.has(name) ? nativeValues(p) : null;
+      const gv = pv ? nativeValues(g0) : null;
+      if (addon && pv && gv) {
+        let m = this.hostM.get(name);
+        let v = this.hostV.get(name);
+        if (!m || !v) {
+          m = new Float32Array(pv.length);
+          v = new Float32Array(pv.length);
+          this.hostM.set(name, m);
+          this.hostV.set(name, v);
+        }
+        addon.adamUpdate(
+          pv,
+          gv,
+          m,
+          v,
+          lr,
+          b1,
+          b2,
+          eps,
+          decay,
+          c1,
+          c2,
+          gradScale,
+          this.config.type === "adamw",
+        );
+        continue;
+      }
+      const m0 = this.m.get(name) ?? hostTensor(this.hostM.get(name), p);
+      const v0 = this.v.get(name) ?? hostTensor(this.hostV.get(name), p);
+      this.hostM.delete(name);
+      this.hostV.delete(name);
       const [m1, v1] = tidy(() => {
-        const g = this.config.type === "adam" && decay > 0 ? add(g0, mul(p, decay)) : g0;
+        let g = gradScale === 1 ? g0 : mul(g0, gradScale);
+        if (this.config.type === "adam" && decay > 0) g = add(g, mul(p, decay));
         const m = add(mul(m0 ?? zerosLike(p), b1), mul(g, 1 - b1));
         const v = add(mul(v0 ?? zerosLike(p), b2), mul(square(g), 1 - b2));
         let update = div(div(m, c1), add(sqrt(div(v, c2)), eps));
@@ -99,6 +158,11 @@ export class AdamW {
 
   state(): OptimizerState {
     const tensors = new Map<string, { shape: number[]; values: Float32Array }>();
+    for (const [name, m] of this.hostM) {
+      const shape = this.shapes.get(name) ?? [m.length];
+      tensors.set(`${name}.m`, { shape, values: m.slice() });
+      tensors.set(`${name}.v`, { shape, values: (this.hostV.get(name) as Float32Array).slice() });
+    }
     for (const [name, m] of this.m) {
       tensors.set(`${name}.m`, {
         shape: m.shape.slice(),
@@ -121,6 +185,7 @@ export class AdamW {
       const kind = key.slice(-1);
       const name = key.slice(0, -2);
       const p = params.get(name);
+      if (p) this.shapes.set(name, p.shape.slice());
       if (!p || (kind !== "m" && kind !== "v")) {
         throw new TrainError(
           "CHECKPOINT_CORRUPT",
@@ -133,7 +198,9 @@ export class AdamW {
           `optimizer state '${key}' has shape [${t.shape}] but parameter ${name} is [${p.shape}]`,
         );
       }
-      (kind === "m" ? this.m : this.v).set(name, keep(tensor(t.values, t.shape)));
+      // Moments return as host arrays; apply() moves them to tensors if this
+      // backend cannot update the parameter natively.
+      (kind === "m" ? this.hostM : this.hostV).set(name, Float32Array.from(t.values));
     }
   }
 
@@ -141,5 +208,12 @@ export class AdamW {
     for (const t of [...this.m.values(), ...this.v.values()]) t.dispose();
     this.m.clear();
     this.v.clear();
+    this.hostM.clear();
+    this.hostV.clear();
   }
+}
+
+/** A tensor of host moments (for parameters that moved off the native path), or undefined. */
+function hostTensor(values: Float32Array | undefined, p: Variable): Tensor | undefined {
+  return values ? keep(tensor(values, p.shape)) : undefined;
 }

@@ -70,19 +70,6 @@ export interface DevResult {
 
 export type DevEvaluator = (model: Transformer, rng: Rng) => DevResult;
 
-/** Multiplies every gradient by s, disposing the originals. */
-function scaleAll(grads: Map<string, Tensor>, s: number): Map<string, Tensor> {
-  const out = new Map<string, Tensor>();
-  for (const [k, t] of grads) {
-    out.set(
-      k,
-      tidy(() => mul(t, s)),
-    );
-    t.dispose();
-  }
-  return out;
-}
-
 /** The model-ready view of a batch. */
 export function toModelBatch(b: TrainBatch): ModelBatch {
   return {
@@ -239,7 +226,7 @@ export class Trainer {
     let tokens = 0;
     let finite = true;
     const moe: { layer: string; metrics: RoutingMetrics }[] = [];
-    let grads = new Map<string, Tensor>();
+    const grads = new Map<string, Tensor>();
     for (let micro = 0; micro < c.accumulate; micro++) {
       const next = this.opts.data.next();
       if (next.done)
@@ -282,8 +269,9 @@ export class Trainer {
       });
       for (const t of Object.values(g)) t.dispose();
     }
-    if (c.accumulate > 1) grads = scaleAll(grads, 1 / c.accumulate);
-    const gradNorm = globalNorm(grads.values());
+    // Accumulated gradients are summed; the average and the clipping factor are
+    // applied inside the optimizer's update (one pass instead of two more).
+    const gradNorm = globalNorm(grads.values()) / c.accumulate;
     const lr = learningRate(c.optimizer.schedule, c.optimizer.lr, this.step + 1);
     const loss = sumLoss / c.accumulate;
     const skipped = !(finite && Number.isFinite(gradNorm));
@@ -293,10 +281,8 @@ export class Trainer {
     } else {
       this.consecutiveBad = 0;
       const clip = c.optimizer.clipNorm;
-      if (clip > 0 && gradNorm > clip) {
-        grads = scaleAll(grads, clip / (gradNorm + 1e-6));
-      }
-      this.optimizer.apply(this.vars, grads, lr);
+      const clipFactor = clip > 0 && gradNorm > clip ? clip / (gradNorm + 1e-6) : 1;
+      this.optimizer.apply(this.vars, grads, lr, clipFactor / c.accumulate);
       this.step++;
     }
     for (const t of grads.values()) t.dispose();

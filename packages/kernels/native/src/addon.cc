@@ -10,7 +10,10 @@
 
 namespace polymoe {
 double fma_peak_gflops(i64 iters);
-}
+void adam_update(float* p, const float* g, float* m, float* v, i64 n, float lr, float beta1, float beta2, float eps,
+                 float weight_decay, float bias1, float bias2, float grad_scale, bool decoupled);
+double sum_squares(const float* x, i64 n);
+}  // namespace polymoe
 
 namespace {
 
@@ -410,6 +413,27 @@ Napi::Value MoePairDot(const Napi::CallbackInfo& info) {
   });
 }
 
+// adamUpdate(p, g, m, v, lr, beta1, beta2, eps, weightDecay, bias1, bias2, gradScale, decoupled)
+Napi::Value AdamUpdate(const Napi::CallbackInfo& info) {
+  F32 p = f32_arg(info, 0, "param"), g = f32_arg(info, 1, "grad"), m = f32_arg(info, 2, "m"), v = f32_arg(info, 3, "v");
+  need(info, g.length, p.length, "grad");
+  need(info, m.length, p.length, "m");
+  need(info, v.length, p.length, "v");
+  auto num = [&](size_t i) { return info[i].As<Napi::Number>().FloatValue(); };
+  const float lr = num(4), b1 = num(5), b2 = num(6), eps = num(7), wd = num(8), bias1 = num(9), bias2 = num(10),
+              scale = num(11);
+  const bool decoupled = info[12].ToBoolean();
+  return guarded(info, [&] {
+    polymoe::adam_update(p.data, g.data, m.data, v.data, p.length, lr, b1, b2, eps, wd, bias1, bias2, scale, decoupled);
+  });
+}
+
+// sumSquares(x) -> number
+Napi::Value SumSquares(const Napi::CallbackInfo& info) {
+  F32 x = f32_arg(info, 0, "x");
+  return Napi::Number::New(info.Env(), polymoe::sum_squares(x.data, x.length));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("info", Napi::Function::New(env, Info));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads));
@@ -434,6 +458,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("moeDispatch", Napi::Function::New(env, MoeDispatch));
   exports.Set("moeCombine", Napi::Function::New(env, MoeCombine));
   exports.Set("moePairDot", Napi::Function::New(env, MoePairDot));
+  exports.Set("adamUpdate", Napi::Function::New(env, AdamUpdate));
+  exports.Set("sumSquares", Napi::Function::New(env, SumSquares));
   return exports;
 }
 
