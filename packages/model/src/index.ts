@@ -1,6 +1,7 @@
 // @polymoe/model: PolyMoE's model layers.
 export type { KVCache } from "./attention.js";
 export { ModelConfig, type ModelConfigInput, MoePlacement, moeLayerIndices, TaskKey } from "./config.js";
+export { type DecodeOptions, decode, greedyDecode, type Hypothesis, type SourceBatch } from "./decode.js";
 export { ModelError, type ModelErrorCode } from "./errors.js";
 export { MoeLayerConfig, type MoeLayerConfigInput } from "./moe/config.js";
 export { type ExpertExchange, LOCAL_EXCHANGE } from "./moe/exchange.js";

@@ -19,6 +19,7 @@ import {
   type Tensor,
   type Tensor2D,
   type Tensor4D,
+  type TensorContainer,
   tensor1d,
   tensor2d,
   tensor4d,
@@ -480,11 +481,14 @@ export class Transformer {
     rng: Rng,
   ): EncoderMemory {
     const ctx = { training: false, rng };
-    const { out, mask } = this.encodeRows(batch, ctx, [], { aux: [], z: [] });
-    const crossKV = this.decoder.map((b) =>
-      (b.cross as MultiHeadAttention).projectKV(out, batch.batch, batch.srcLen),
-    );
-    return { B: batch.batch, S: batch.srcLen, out, mask, crossKV, taskIds: batch.taskIds };
+    const kept = tidy(() => {
+      const { out, mask } = this.encodeRows(batch, ctx, [], { aux: [], z: [] });
+      const crossKV = this.decoder.map((b) =>
+        (b.cross as MultiHeadAttention).projectKV(out, batch.batch, batch.srcLen),
+      );
+      return { out, mask, crossKV } as unknown as TensorContainer;
+    }) as unknown as Pick<EncoderMemory, "out" | "mask" | "crossKV">;
+    return { B: batch.batch, S: batch.srcLen, ...kept, taskIds: batch.taskIds };
   }
 
   initialState(): DecoderState {
@@ -507,40 +511,43 @@ export class Transformer {
     if (tokens.length !== B)
       throw new ModelError("SHAPE_MISMATCH", `decodeStep: ${tokens.length} tokens for ${B} sentences`);
     const ctx = { training: false, rng };
-    let x = this.embedTokens(tokens, B, 1, state.position);
-    const self: KVCache[] = [];
     const mask = new Uint8Array(B).fill(1);
-    this.decoder.forEach((b, i) => {
-      const opts = { training: false, rng, dropout: 0 };
-      const cache = state.self[i] ?? undefined;
-      const a = b.self.apply(
-        applyNorm(b.ln1, x, c.layerNormEps),
-        B,
-        1,
-        null,
-        cache ? { ...opts, cache } : opts,
-      );
-      self.push(a.kv);
-      x = add(x, a.y) as Tensor2D;
-      const xa = (b.cross as MultiHeadAttention).apply(
-        applyNorm(b.lnCross as Norm, x, c.layerNormEps),
-        B,
-        1,
-        mem.mask,
-        {
-          ...opts,
-          kv: mem.crossKV[i] as KVCache,
-        },
-      );
-      x = add(x, xa.y) as Tensor2D;
-      const f = this.ffn(b, applyNorm(b.ln2, x, c.layerNormEps), 1, B, mask, mem.taskIds, ctx, [], {
-        aux: [],
-        z: [],
+    const kept = tidy(() => {
+      let x = this.embedTokens(tokens, B, 1, state.position);
+      const self: KVCache[] = [];
+      this.decoder.forEach((b, i) => {
+        const opts = { training: false, rng, dropout: 0 };
+        const cache = state.self[i] ?? undefined;
+        const a = b.self.apply(
+          applyNorm(b.ln1, x, c.layerNormEps),
+          B,
+          1,
+          null,
+          cache ? { ...opts, cache } : opts,
+        );
+        self.push(a.kv);
+        x = add(x, a.y) as Tensor2D;
+        const xa = (b.cross as MultiHeadAttention).apply(
+          applyNorm(b.lnCross as Norm, x, c.layerNormEps),
+          B,
+          1,
+          mem.mask,
+          {
+            ...opts,
+            kv: mem.crossKV[i] as KVCache,
+          },
+        );
+        x = add(x, xa.y) as Tensor2D;
+        const f = this.ffn(b, applyNorm(b.ln2, x, c.layerNormEps), 1, B, mask, mem.taskIds, ctx, [], {
+          aux: [],
+          z: [],
+        });
+        x = add(x, f) as Tensor2D;
       });
-      x = add(x, f) as Tensor2D;
-    });
-    const logits = matMul(applyNorm(this.decNorm, x, c.layerNormEps), this.embed, false, true) as Tensor2D;
-    return { logits, state: { position: state.position + 1, self } };
+      const logits = matMul(applyNorm(this.decNorm, x, c.layerNormEps), this.embed, false, true) as Tensor2D;
+      return { logits, self } as unknown as TensorContainer;
+    }) as unknown as { logits: Tensor2D; self: KVCache[] };
+    return { logits: kept.logits, state: { position: state.position + 1, self: kept.self } };
   }
 
   /**
