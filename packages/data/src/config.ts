@@ -277,7 +277,7 @@ export const PREPARE_PRESETS = {
     out: "runs/data/quick",
     languages: [...QUICK_LANGUAGES],
     sources: { debian: { packages: [...QUICK_PACKAGES] }, fallbackToUdhr: true },
-    split: { testSize: 500, devSize: 250 },
+    split: { testSize: 300, devSize: 150 },
     tokenizer: { vocabSize: 8000, sampleSentences: 200_000 },
   },
   full: {

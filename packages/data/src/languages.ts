@@ -141,7 +141,19 @@ export const LANGUAGE_CODES: readonly string[] = LANGUAGES.map((l) => l.code);
 export function languageInfo(code: string, where = "language"): LanguageInfo {
   const info = BY_CODE.get(code);
   if (info) return info;
-  const near = nearest(code, LANGUAGE_CODES, 4);
+  // An ISO 639-3 / UDHR code, a locale or an English name points straight at its row.
+  const low = code.toLowerCase();
+  const alias = LANGUAGES.find(
+    (l) =>
+      l.udhr?.split("_")[0] === low ||
+      l.name.toLowerCase() === low ||
+      l.locales.some((x) => x.toLowerCase() === low) ||
+      l.code.toLowerCase() === low,
+  );
+  const near = [...new Set([...(alias ? [alias.code] : []), ...nearest(code, LANGUAGE_CODES, 4)])].slice(
+    0,
+    4,
+  );
   throw new DataError(
     "UNKNOWN_LANGUAGE",
     `${where}: unknown language code '${code}'. Nearest valid codes: ${near.join(", ")} ` +

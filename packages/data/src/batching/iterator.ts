@@ -199,9 +199,30 @@ export class BatchIterator implements IterableIterator<Batch> {
     return this.mine.length;
   }
 
+  /** Source ids of a draw before tag and </s>: raw for translation, noised for denoising. */
+  private sourceBody(s: Stream, example: number, draw: number): number[] {
+    const raw = s.source(example);
+    if (s.task !== "denoise") return Array.from(raw);
+    const tok = this.data.tokenizer;
+    return noiseTokens(
+      raw,
+      (id) => tok.isWordStart(id),
+      tok.maskId,
+      mulberry32(mixSeed(this.config.seed, 17, s.id, draw)),
+      this.config.denoise,
+    );
+  }
+
   private ensurePlan(): void {
     if (this.plan?.epoch === this.epoch) return;
-    this.plan = planEpoch(this.streams, this.quotas, this.epoch, this.planCfg, this.worldSize);
+    this.plan = planEpoch(
+      this.streams,
+      this.quotas,
+      this.epoch,
+      this.planCfg,
+      this.worldSize,
+      (s, ex, draw) => (s.task === "denoise" ? this.sourceBody(s, ex, draw).length : s.source(ex).length),
+    );
     this.mine = this.plan.batches.filter((_, i) => i % this.worldSize === this.rank);
   }
 
@@ -304,17 +325,7 @@ export class BatchIterator implements IterableIterator<Batch> {
       const slot = slots[b]!;
       const s = this.streams[plan.stream[slot]!]!;
       const ex = plan.example[slot]!;
-      const raw = s.source(ex);
-      const body =
-        s.task === "denoise"
-          ? noiseTokens(
-              raw,
-              (id) => tok.isWordStart(id),
-              tok.maskId,
-              mulberry32(mixSeed(cfg.seed, 17, s.id, plan.draw[slot]!)),
-              cfg.denoise,
-            )
-          : Array.from(raw);
+      const body = this.sourceBody(s, ex, plan.draw[slot]!);
       if (body.length > cfg.maxSourceLength - 2) body.length = cfg.maxSourceLength - 2;
       const src = [tok.langTag(s.tgtLang), ...body, tok.eosId];
       let tgt = s.target(ex);

@@ -204,6 +204,7 @@ export async function prepareCorpus(
     }
   });
   const wanted = explicit ? new Set(explicit) : undefined;
+  const fileLangs = config.sources.files.map((f, i) => orientation(f, `prepare.sources.files[${i}]`));
   const accept = (l: string) => l !== "en" && (!wanted || wanted.has(l));
   const collector = new Collector(work, config.cleaning, accept);
   const held = new HeldOut();
@@ -362,8 +363,7 @@ export async function prepareCorpus(
   }
 
   for (const [i, f] of config.sources.files.entries()) {
-    const where = `prepare.sources.files[${i}]`;
-    const [lang, enIsSrc] = orientation(f, where);
+    const [lang, enIsSrc] = fileLangs[i]!;
     const file = f.format === "moses" ? `${f.srcPath} + ${f.tgtPath}` : f.path;
     const rep = newReport(`${f.format}:${file}`);
     rep.items = 1;
