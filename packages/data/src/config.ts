@@ -243,8 +243,10 @@ export const LoaderConfigSchema = z.strictObject({
   sortWindow: z
     .int()
     .min(1)
-    .default(4096)
-    .describe("examples sorted by length together before batching (bucketing)"),
+    .default(1 << 20)
+    .describe(
+      "examples sorted by length together before batching (bucketing); batches are shuffled afterwards",
+    ),
   denoise: z
     .strictObject({
       maskRatio: z.number().min(0).max(1).default(0.35).describe("fraction of words masked (mBART: 0.35)"),

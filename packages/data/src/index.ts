@@ -15,6 +15,7 @@ export {
   type BatchIteratorState,
   batchDigest,
   createBatchIterator,
+  encodeSource,
   type StreamInfo,
 } from "./batching/iterator.js";
 export { type NoiseOptions, noiseTokens } from "./batching/noise.js";

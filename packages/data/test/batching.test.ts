@@ -4,6 +4,7 @@ import {
   type Batch,
   batchDigest,
   createBatchIterator,
+  encodeSource,
   parseLoaderConfig,
   taskSpaceOf,
   trainingDataFromPairs,
@@ -97,6 +98,24 @@ describe("batch iterator", () => {
       expect(b.tgtTokens).toBe(tgt);
       expect(Object.values(b.pairs).reduce((a, x) => a + x, 0)).toBe(B);
     }
+  });
+
+  it("encodeSource builds inference inputs exactly like training sources", () => {
+    const it = createBatchIterator(data, { ...config, taskMix: { translate: 1, denoise: 0 } });
+    const b = it.nextBatch();
+    const pair = it.taskSpace.pairs[b.pairIds[0]!]!;
+    const [sl, tl] = pair.split("-") as [string, string];
+    const rows = byLang.get(sl === "en" ? tl : sl)!;
+    const srcText = tok.decode(Array.from(b.srcIds.subarray(1, b.srcLengths[0]! - 1)));
+    expect(rows.some(([e, x]) => (sl === "en" ? e : x) === srcText)).toBe(true);
+    expect(Array.from(encodeSource(tok, srcText, tl, config.maxSourceLength))).toEqual(
+      Array.from(b.srcIds.subarray(0, b.srcLengths[0]!)),
+    );
+    expect(Array.from(encodeSource(tok, "le la ez ou ait ion", "fr", 4))).toEqual([
+      tok.langTag("fr"),
+      ...Array.from(tok.encode("le la ez ou ait ion")).slice(0, 2),
+      tok.eosId,
+    ]);
   });
 
   it("respects the token budget: size × (S + T) ≤ maxTokens in every batch", () => {

@@ -102,6 +102,30 @@ describe(".mo reader", () => {
     expect(cat.messages[0]?.msgstr).toEqual(["Zamknij łącze"]);
   });
 
+  it("keeps a catalog whose Plural-Forms header is broken (forms 0/1, reason recorded) and decodes cp932", () => {
+    const mo = buildMo([{ msgid: "One file", plural: "Files", msgstr: ["ファイル"] }], {
+      header: "Content-Type: text/plain; charset=UTF-8\nPlural-Forms: nplural=1; plural=0;\n",
+    });
+    const cat = parseMo(mo, "ja.mo");
+    expect(cat.plural).toBeUndefined();
+    expect(cat.pluralError).toMatch(/has no nplurals=N/);
+    expect([...catalogPairs(cat)]).toEqual([
+      { en: "One file", xx: "ファイル", where: "ja.mo#1" },
+      { en: "Files", xx: "ファイル", where: "ja.mo#1" }, // one form serves both counts
+    ]);
+    const sjis = (s: string) =>
+      Uint8Array.from(
+        s === "ファイル"
+          ? [0x83, 0x74, 0x83, 0x40, 0x83, 0x43, 0x83, 0x8b]
+          : Array.from(s, (c) => c.charCodeAt(0)),
+      );
+    const cp932 = buildMo([{ msgid: "File", msgstr: "ファイル" }], {
+      header: "Content-Type: text/plain; charset=CP932\n",
+      encode: sjis,
+    });
+    expect(parseMo(cp932, "ja.sjis.mo").messages[0]?.msgstr).toEqual(["ファイル"]);
+  });
+
   it("rejects an unknown charset, invalid bytes, a wrong magic and truncation with file names", () => {
     const unknown = buildMo([{ msgid: "a", msgstr: "b" }], {
       header: "Content-Type: text/plain; charset=X-NOPE-8\n",

@@ -10,6 +10,7 @@ import type { LoaderConfig } from "../config.js";
 import type { TrainingData } from "../corpus/open.js";
 import { DataError } from "../errors.js";
 import { allocateQuotas, temperatureProbabilities } from "../sampling.js";
+import type { Tokenizer } from "../tokenizer/tokenizer.js";
 import { hash53, mixSeed, mulberry32 } from "../util/hash.js";
 import { noiseTokens } from "./noise.js";
 import { type EpochPlan, type PlanConfig, planEpoch } from "./plan.js";
@@ -402,6 +403,26 @@ export class BatchIterator implements IterableIterator<Batch> {
       exampleIndices,
     };
   }
+}
+
+/**
+ * The encoder input for translating `text` into `tgtLang`, built exactly as training builds
+ * it: `<int32>[tokens]` = `<2tgtLang>` + subword ids + `</s>`, truncated to `maxSourceLength`.
+ * Decoding starts from `tokenizer.bosId`; stop at `tokenizer.eosId`.
+ */
+export function encodeSource(
+  tokenizer: Tokenizer,
+  text: string,
+  tgtLang: string,
+  maxSourceLength = 128,
+): Int32Array {
+  if (maxSourceLength < 2)
+    throw new DataError("INVALID_ARGUMENT", `maxSourceLength must be >= 2, got ${maxSourceLength}`);
+  const ids: number[] = [tokenizer.langTag(tgtLang)];
+  tokenizer.encodeInto(text, ids);
+  if (ids.length > maxSourceLength - 1) ids.length = maxSourceLength - 1;
+  ids.push(tokenizer.eosId);
+  return Int32Array.from(ids);
 }
 
 /** Creates a batch iterator (see BatchIterator). `config` must be a parsed LoaderConfig. */

@@ -189,9 +189,15 @@ export async function prepareCorpus(
   const progress = options.progress ?? silentProgress;
   const out = path.resolve(config.out);
   const work = path.join(out, ".work");
-  await fsp.rm(work, { recursive: true, force: true });
-  await fsp.mkdir(work, { recursive: true });
+  // Re-running into the same directory: drop what an earlier run wrote (only PolyMoE's own
+  // entries), so no stale split of a language left out this time survives.
   await fsp.rm(path.join(out, "manifest.json"), { force: true });
+  for (const e of await fsp.readdir(out, { withFileTypes: true }).catch(() => [])) {
+    const ours =
+      ["train", "dev", "tokens", ".work"].includes(e.name) || /^test(-[a-z0-9_-]+)?$/i.test(e.name);
+    if (e.isDirectory() && ours) await fsp.rm(path.join(out, e.name), { recursive: true, force: true });
+  }
+  await fsp.mkdir(work, { recursive: true });
 
   const explicit = config.languages === "auto" ? undefined : [...new Set(config.languages)];
   explicit?.forEach((l, i) => {
@@ -687,6 +693,12 @@ async function readCatalogDir(
       continue;
     }
     if (parsed.invalidEntries > 0) collector.skip(lang, "invalid_encoding", parsed.invalidEntries);
+    if (parsed.pluralError) {
+      reportError(
+        rep,
+        `${cat.file}: ${parsed.pluralError} (catalog kept; plural forms 0 and 1 assumed, as GNU gettext does)`,
+      );
+    }
     for (const p of catalogPairs(parsed)) {
       if ("skip" in p) {
         collector.skip(lang, p.skip);

@@ -26,6 +26,11 @@ export interface Catalog {
   headers: Record<string, string>;
   /** Parsed Plural-Forms, when the header has a valid one. */
   plural?: PluralForms;
+  /**
+   * Why the Plural-Forms header could not be used (real catalogs have typos such as
+   * "nplural=1"); like GNU gettext, plural messages then use forms 0 and 1.
+   */
+  pluralError?: string;
   messages: CatalogMessage[];
   /** Entries dropped because their bytes were invalid in the declared charset. */
   invalidEntries: number;
@@ -50,15 +55,29 @@ export function headerCharset(headers: Record<string, string>): string {
   return cs === "charset" ? "utf-8" : cs;
 }
 
-export function headerPlural(headers: Record<string, string>, file: string): PluralForms | undefined {
+/** The catalog's plural rule, or the reason its Plural-Forms header is unusable. */
+export function headerPlural(headers: Record<string, string>): { plural?: PluralForms; error?: string } {
   const pf = headers["Plural-Forms"];
-  if (!pf) return undefined;
+  if (!pf) return {};
   try {
-    return parsePluralForms(pf);
+    return { plural: parsePluralForms(pf) };
   } catch (e) {
-    throw new Error(`${file}: ${(e as Error).message}`);
+    return { error: (e as Error).message };
   }
 }
+
+/** Charset names found in real catalogs that the WHATWG TextDecoder knows under another label. */
+const CHARSET_ALIASES: Record<string, string> = {
+  cp932: "shift_jis",
+  sjis: "shift_jis",
+  cp936: "gbk",
+  cp949: "euc-kr",
+  cp950: "big5",
+  "big5-hkscs": "big5",
+  eucjp: "euc-jp",
+  euckr: "euc-kr",
+  ascii: "windows-1252",
+};
 
 /** One raw English→target pair taken from a catalog (before cleaning). */
 export interface RawPair {
@@ -105,7 +124,7 @@ export function* catalogPairs(
 /** A TextDecoder for a catalog's charset, or an Error saying it is unsupported. */
 export function decoderFor(charset: string): InstanceType<typeof TextDecoder> | undefined {
   try {
-    return new TextDecoder(charset, { fatal: true });
+    return new TextDecoder(CHARSET_ALIASES[charset] ?? charset, { fatal: true });
   } catch {
     return undefined;
   }

@@ -90,12 +90,7 @@ export function parseMo(bytes: Uint8Array, file: string, options: ParseMoOptions
         `(${process.versions.icu ? `ICU ${process.versions.icu}` : "no ICU"}); convert the catalog with msgconv --to-code=UTF-8`,
     );
   }
-  let plural: Catalog["plural"];
-  try {
-    plural = headerPlural(headers, file);
-  } catch (e) {
-    throw new DataError("BAD_MO", (e as Error).message);
-  }
+  const { plural, error: pluralError } = headerPlural(headers);
 
   const messages: CatalogMessage[] = [];
   let invalidEntries = 0;
@@ -137,5 +132,6 @@ export function parseMo(bytes: Uint8Array, file: string, options: ParseMoOptions
   }
   const cat: Catalog = { file, charset, headers, messages, invalidEntries };
   if (plural) cat.plural = plural;
+  if (pluralError) cat.pluralError = pluralError;
   return cat;
 }

@@ -190,11 +190,8 @@ export function parsePo(bytes: Uint8Array, file: string): Catalog {
   }
   flush(lines.length + 1);
   const cat: Catalog = { file, charset, headers, messages, invalidEntries: 0 };
-  try {
-    const plural = headerPlural(headers, file);
-    if (plural) cat.plural = plural;
-  } catch (e) {
-    throw new DataError("BAD_PO", (e as Error).message);
-  }
+  const { plural, error } = headerPlural(headers);
+  if (plural) cat.plural = plural;
+  if (error) cat.pluralError = error;
   return cat;
 }

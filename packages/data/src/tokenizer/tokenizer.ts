@@ -184,7 +184,12 @@ export class Tokenizer {
     return this.wordStart[id] === 1;
   }
 
-  /** Encodes text to subword ids: `<int32>[tokens]` (no tags, no bos/eos). */
+  /**
+   * Encodes text to subword ids: `<int32>[tokens]` (no tags, no bos/eos). `decode(encode(t))`
+   * gives back `t.normalize("NFC")` for any text, scripts never seen included (byte
+   * fallback) — except that, as in Hugging Face's Metaspace, a text that starts with a space
+   * loses that one space (the leading "▁" is the word marker).
+   */
   encode(text: string): Int32Array {
     const out: number[] = [];
     this.encodeInto(text, out);
