@@ -20,6 +20,12 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: async () => (await import("./commands/info.js")).command,
   },
   {
+    name: "data",
+    summary:
+      "build a multilingual corpus, leakage-free splits and a tokenizer (data prepare --preset quick|full)",
+    load: async () => (await import("./commands/data.js")).command,
+  },
+  {
     name: "smoke",
     summary: "train a small Transformer layer for a few steps on the selected backend and report what ran",
     load: async () => (await import("./commands/smoke.js")).command,

@@ -1,4 +1,6 @@
 import { spawnSync } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { nativeInfo } from "@polymoe/kernels";
@@ -23,7 +25,7 @@ describe("polymoe CLI", () => {
     expect(help.stdout).toMatch(/info\s+show the tensor backend/);
     const bad = cli(["trian"]);
     expect(bad.status).toBe(2);
-    expect(bad.stderr).toMatch(/unknown command 'trian'. Valid commands: info, smoke/);
+    expect(bad.stderr).toMatch(/unknown command 'trian'. Valid commands: info, data, smoke/);
   });
 
   it("info --json reports the backend it selected", () => {
@@ -59,6 +61,58 @@ describe("polymoe CLI", () => {
     },
     180_000,
   );
+
+  it("data prepare builds a corpus offline from UDHR and prints the per-language table", async () => {
+    const out = await mkdtemp(path.join(os.tmpdir(), "polymoe-cli-data-"));
+    const r = cli([
+      "data",
+      "prepare",
+      "--preset",
+      "quick",
+      "--no-debian",
+      "--udhr",
+      "train",
+      "--languages",
+      "fr,de",
+      "--vocab-size",
+      "1200",
+      "--out",
+      out,
+      "--cache-dir",
+      path.join(out, "cache"),
+    ]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/defaults used: .*seed=1/);
+    expect(r.stdout).toMatch(/^fr\s+French\s+\d+\s+\d+\s+\d+/m);
+    expect(r.stdout).toMatch(/corpus ready: .* \(2 languages, \d+ training pairs, tokenizer 1200\)/);
+    const s = cli(["data", "summary", "--corpus", out]);
+    expect(s.status).toBe(0);
+    expect(s.stdout).toMatch(/^de\s+German/m);
+    await rm(out, { recursive: true, force: true });
+  }, 120_000);
+
+  it("data prepare rejects bad presets, flags and languages with one clear line", () => {
+    const preset = cli(["data", "prepare", "--preset", "huge"]);
+    expect(preset.status).toBe(2);
+    expect(preset.stderr.trim()).toBe("polymoe data: --preset must be one of quick, full, got 'huge'");
+    const lang = cli(["data", "prepare", "--no-debian", "--languages", "fr,fra_x", "--out", os.tmpdir()]);
+    expect(lang.status).toBe(2);
+    expect(lang.stderr).toMatch(/languages\.1: a language code like/);
+    const unknown = cli([
+      "data",
+      "prepare",
+      "--no-debian",
+      "--languages",
+      "fr,tlh",
+      "--out",
+      path.join(os.tmpdir(), "polymoe-x"),
+    ]);
+    expect(unknown.status).toBe(2);
+    expect(unknown.stderr).toMatch(/UNKNOWN_LANGUAGE: prepare\.languages\[1\]: unknown language code 'tlh'/);
+    const flag = cli(["data", "prepare", "--vocab-sise", "8000"]);
+    expect(flag.status).toBe(2);
+    expect(flag.stderr).toMatch(/Unknown option '--vocab-sise'/);
+  });
 
   it("bad flags give one clear line", () => {
     const r = cli(["smoke", "--steps", "x"]);
