@@ -1,3 +1,5 @@
+import { nearest } from "@polymoe/schema";
+
 import { COMMANDS } from "./registry.js";
 
 export { COMMANDS, type Command, type CommandEntry } from "./registry.js";
@@ -21,8 +23,10 @@ export async function main(argv: string[]): Promise<number> {
   }
   const entry = COMMANDS.find((c) => c.name === name);
   if (!entry) {
+    const names = COMMANDS.map((c) => c.name);
+    const near = nearest(name, names);
     console.error(
-      `polymoe: unknown command '${name}'. Valid commands: ${COMMANDS.map((c) => c.name).join(", ")}`,
+      `polymoe: unknown command '${name}'${near ? ` (did you mean '${near}'?)` : ""}. Valid commands: ${names.join(", ")}`,
     );
     return 2;
   }

@@ -26,6 +26,12 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: async () => (await import("./commands/data.js")).command,
   },
   {
+    name: "train",
+    summary:
+      "train a translation model (dense, TokenMoE or TaskMoE) from a config; resumes from its last checkpoint",
+    load: async () => (await import("./commands/train.js")).command,
+  },
+  {
     name: "smoke",
     summary: "train a small Transformer layer for a few steps on the selected backend and report what ran",
     load: async () => (await import("./commands/smoke.js")).command,

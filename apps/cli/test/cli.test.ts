@@ -25,7 +25,9 @@ describe("polymoe CLI", () => {
     expect(help.stdout).toMatch(/info\s+show the tensor backend/);
     const bad = cli(["trian"]);
     expect(bad.status).toBe(2);
-    expect(bad.stderr).toMatch(/unknown command 'trian'. Valid commands: info, data, smoke/);
+    expect(bad.stderr).toMatch(
+      /unknown command 'trian' \(did you mean 'train'\?\). Valid commands: info, data, train, smoke/,
+    );
   });
 
   it("info --json reports the backend it selected", () => {

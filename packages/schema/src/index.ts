@@ -159,3 +159,21 @@ export function parseConfig<S extends z.ZodType>(
   }
   throw new ConfigError(lines, source);
 }
+
+/**
+ * Paths of `parsed` whose values the user did not give in `input` (defaults
+ * filled in by the schema), with those values: "train.labelSmoothing=0.1".
+ */
+export function defaultsUsed(input: unknown, parsed: unknown, prefix = ""): string[] {
+  const out: string[] = [];
+  const isObj = (v: unknown): v is Record<string, unknown> =>
+    !!v && typeof v === "object" && !Array.isArray(v);
+  if (!isObj(parsed)) return out;
+  const given = isObj(input) ? input : {};
+  for (const [k, v] of Object.entries(parsed)) {
+    const key = prefix ? `${prefix}.${k}` : k;
+    if (!(k in given)) out.push(`${key}=${JSON.stringify(v)}`);
+    else if (isObj(v)) out.push(...defaultsUsed(given[k], v, key));
+  }
+  return out;
+}

@@ -58,3 +58,14 @@ describe("parseConfig", () => {
     expect(nearest("xyz", ["capacity", "k"])).toBeUndefined();
   });
 });
+
+import { defaultsUsed } from "../src/index.js";
+
+describe("defaultsUsed", () => {
+  it("lists the fields the schema filled in, with their values", () => {
+    const parsed = parseConfig(Layer, { dModel: 8, router: { type: "topk", k: 3 } });
+    expect(defaultsUsed({ dModel: 8, router: { type: "topk", k: 3 } }, parsed)).toEqual([
+      "router.capacityFactor=1.25",
+    ]);
+  });
+});

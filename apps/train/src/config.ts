@@ -1,0 +1,131 @@
+import { existsSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+import { LoaderConfigSchema, PRESET_NAMES, type TaskSpace } from "@polymoe/data";
+import { BACKEND_CHOICES } from "@polymoe/kernels";
+import { ModelConfig } from "@polymoe/model";
+import { ConfigError, parseConfig } from "@polymoe/schema";
+import { TrainConfig } from "@polymoe/train";
+import { z } from "zod";
+
+import { deepMerge } from "./overrides.js";
+
+/** The shipped configs, by name (apps/train/configs/<name>.json). */
+export const CONFIG_DIR = fileURLToPath(new URL("../configs/", import.meta.url));
+export const SHIPPED_CONFIGS = ["quick", "dense-base", "tokenmoe-base", "taskmoe-base"] as const;
+
+export const RunConfig = z.strictObject({
+  data: z.strictObject({
+    corpus: z.string().describe("a corpus prepared by `polymoe data prepare`"),
+    prepare: z
+      .enum(PRESET_NAMES as [string, ...string[]])
+      .optional()
+      .describe("if the corpus is missing, build it first with this preset"),
+    loader: LoaderConfigSchema.prefault({}),
+  }),
+  model: z
+    .looseObject({})
+    .describe(
+      "model settings (@polymoe/model ModelConfig; vocabSize and router numTasks come from the corpus)",
+    ),
+  train: TrainConfig,
+  dev: z
+    .strictObject({
+      lossSentencesPerPair: z
+        .int()
+        .min(0)
+        .default(100)
+        .describe("dev sentences per direction for the dev loss"),
+      bleuSentencesPerPair: z
+        .int()
+        .min(0)
+        .default(25)
+        .describe("dev sentences per direction decoded for BLEU"),
+      beamSize: z.int().min(1).default(1),
+      batchSize: z.int().min(1).default(64),
+    })
+    .prefault({}),
+  run: z.strictObject({
+    dir: z.string().describe("run directory: resolved config, metrics, checkpoints"),
+    backend: z.enum(BACKEND_CHOICES).default("auto"),
+  }),
+});
+export type RunConfig = z.output<typeof RunConfig>;
+
+/** Reads a config file (or a shipped config by name) as JSON. */
+export function readConfigFile(nameOrPath: string): { source: string; value: unknown } {
+  const shipped = (SHIPPED_CONFIGS as readonly string[]).includes(nameOrPath);
+  const file = shipped ? path.join(CONFIG_DIR, `${nameOrPath}.json`) : path.resolve(nameOrPath);
+  if (!existsSync(file)) {
+    throw new ConfigError(
+      [`config file ${file} does not exist (shipped configs: ${SHIPPED_CONFIGS.join(", ")})`],
+      nameOrPath,
+    );
+  }
+  try {
+    return { source: file, value: JSON.parse(readFileSync(file, "utf8")) };
+  } catch (e) {
+    throw new ConfigError([`not valid JSON: ${(e as Error).message}`], file);
+  }
+}
+
+/** Validates file + overrides (flags win). The model part is checked with placeholders for corpus-derived fields. */
+export function resolveRunConfig(file: unknown, overrides: unknown, source?: string): RunConfig {
+  const merged = deepMerge(file, overrides);
+  const config = parseConfig(RunConfig, merged, source ? { source } : {});
+  // Structure check of the model now (before any data work); real values later.
+  modelConfigFor(
+    config,
+    { languages: ["en", "xx"], pairs: ["en-xx"], taskTypes: ["translate", "denoise"] },
+    16,
+    source,
+  );
+  return config;
+}
+
+/** Number of task ids a task-level router reads, from the corpus's task space. */
+export function taskCount(space: TaskSpace, key: "target-language" | "language-pair" | "task-type"): number {
+  return key === "target-language"
+    ? space.languages.length
+    : key === "language-pair"
+      ? space.pairs.length
+      : space.taskTypes.length;
+}
+
+/**
+ * The model config with the corpus-derived fields filled in: vocabSize and
+ * padId from the tokenizer, numTasks of task-level routers from the task space.
+ */
+export function modelConfigFor(
+  run: RunConfig,
+  space: TaskSpace,
+  vocabSize: number,
+  source?: string,
+): ModelConfig {
+  const raw = structuredClone(run.model) as Record<string, unknown>;
+  const problems: string[] = [];
+  if (raw.vocabSize !== undefined && raw.vocabSize !== vocabSize) {
+    problems.push(
+      `model.vocabSize: ${raw.vocabSize}, but the corpus's tokenizer has ${vocabSize} tokens; leave it out`,
+    );
+  }
+  raw.vocabSize = vocabSize;
+  const moe = raw.moe as Record<string, Record<string, unknown> | undefined> | undefined;
+  for (const stack of ["encoder", "decoder"] as const) {
+    const p = moe?.[stack];
+    const router = p?.router as Record<string, unknown> | undefined;
+    if (!p || !router || (router.type !== "task" && router.type !== "static-task")) continue;
+    const key =
+      (p.taskKey as "target-language" | "language-pair" | "task-type" | undefined) ?? "target-language";
+    const needed = taskCount(space, key);
+    if (router.numTasks === undefined) router.numTasks = needed;
+    else if ((router.numTasks as number) < needed) {
+      problems.push(
+        `model.moe.${stack}.router.numTasks: ${router.numTasks}, but the corpus has ${needed} '${key}' task ids; leave it out to use ${needed}`,
+      );
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(problems, source);
+  return parseConfig(ModelConfig, raw, { prefix: "model", ...(source ? { source } : {}) });
+}

@@ -1,0 +1,14 @@
+// @polymoe/app-train: the `polymoe train` command.
+
+export { HELP, trainCommand } from "./command.js";
+export {
+  CONFIG_DIR,
+  modelConfigFor,
+  RunConfig,
+  readConfigFile,
+  resolveRunConfig,
+  SHIPPED_CONFIGS,
+} from "./config.js";
+export { type DevPair, devBatches, loadDevPairs } from "./dev.js";
+export { deepMerge, parseOverrides } from "./overrides.js";
+export { type RunOptions, runTraining } from "./run.js";
