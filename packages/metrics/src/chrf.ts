@@ -163,21 +163,28 @@ export function chrfWords(segment: string): string[] {
   return out;
 }
 
-/** Character then word n-gram counts of one (lowercased if configured) segment: `<NgramCounts>[order]`. */
-function extractNgrams(segment: string, config: ChrfConfig): NgramCounts[] {
+/** One segment's n-grams: character orders then word orders. */
+interface SegmentNgrams {
+  /** `<NgramCounts>[order]` */
+  counts: NgramCounts[];
+  /** `<int>[order]`: n-grams per order. */
+  totals: number[];
+}
+
+/** Character then word n-gram counts of one (lowercased if configured) segment. */
+function extractNgrams(segment: string, config: ChrfConfig): SegmentNgrams {
   const text = config.lowercase ? lower(segment) : segment;
-  const chars = codePoints(config.whitespace ? text : removeWhitespace(text));
-  const ngrams = charNgrams(chars, config.charOrder);
-  if (config.wordOrder > 0) ngrams.push(...wordNgrams(chrfWords(text), config.wordOrder));
-  return ngrams;
+  const counts = charNgrams(config.whitespace ? text : removeWhitespace(text), config.charOrder);
+  if (config.wordOrder > 0) counts.push(...wordNgrams(chrfWords(text), config.wordOrder));
+  return { counts, totals: counts.map(total) };
 }
 
 /** `[hyp, ref, match]` per order, the hypothesis count zeroed where the reference has no n-gram of that order. */
-function matchStatistics(hyp: readonly NgramCounts[], ref: readonly NgramCounts[]): number[] {
+function matchStatistics(hyp: SegmentNgrams, ref: SegmentNgrams): number[] {
   const stats: number[] = [];
-  hyp.forEach((h, n) => {
-    const r = ref[n]!;
-    stats.push(r.size > 0 ? total(h) : 0, total(r), clippedMatches(h, r));
+  hyp.counts.forEach((h, n) => {
+    const r = ref.counts[n]!;
+    stats.push(r.size > 0 ? hyp.totals[n]! : 0, ref.totals[n]!, clippedMatches(h, r));
   });
   return stats;
 }

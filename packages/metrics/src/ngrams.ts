@@ -19,13 +19,27 @@ export function wordNgrams(tokens: readonly string[], maxOrder: number): NgramCo
   return out;
 }
 
-/** Character n-grams of orders 1..maxOrder over code points: `<NgramCounts>[order - 1]`. */
-export function charNgrams(chars: readonly string[], maxOrder: number): NgramCounts[] {
+/**
+ * Character n-grams of orders 1..maxOrder over the code points of `text` (an astral
+ * character is one character): `<NgramCounts>[order - 1]`.
+ */
+export function charNgrams(text: string, maxOrder: number): NgramCounts[] {
+  // UTF-16 offsets of the code point boundaries, so each n-gram is one slice.
+  const bounds: number[] = [0];
+  for (let i = 0; i < text.length; i++) {
+    const unit = text.charCodeAt(i);
+    if (unit >= 0xd800 && unit <= 0xdbff && i + 1 < text.length) {
+      const next = text.charCodeAt(i + 1);
+      if (next >= 0xdc00 && next <= 0xdfff) i++;
+    }
+    bounds.push(i + 1);
+  }
+  const length = bounds.length - 1;
   const out: NgramCounts[] = [];
   for (let n = 1; n <= maxOrder; n++) {
     const counts: NgramCounts = new Map();
-    for (let i = 0; i + n <= chars.length; i++) {
-      const key = n === 1 ? chars[i]! : chars.slice(i, i + n).join("");
+    for (let i = 0; i + n <= length; i++) {
+      const key = text.slice(bounds[i], bounds[i + n]);
       counts.set(key, (counts.get(key) ?? 0) + 1);
     }
     out.push(counts);
