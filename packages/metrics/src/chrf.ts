@@ -58,7 +58,7 @@ export function corpusChrf(
     let bestF = -1;
     for (const ref of refs) {
       const stats = matchStatistics(hyp, extractNgrams(ref, config));
-      const f = computeChrf(stats, config);
+      const f = fScore(stats, config);
       if (f > bestF) {
         bestF = f;
         best = stats;
@@ -68,7 +68,7 @@ export function corpusChrf(
   });
   return {
     name: chrfName(config),
-    score: computeChrf(sum, config),
+    score: fScore(sum, config),
     charOrder: config.charOrder,
     wordOrder: config.wordOrder,
     beta: config.beta,
@@ -101,7 +101,10 @@ export function sentenceChrf(
  * first (sacreBLEU's `CHRF._compute_f_score`).
  */
 export function computeChrf(statistics: readonly number[], options: ChrfOptions = {}): number {
-  const config = resolveChrfConfig(options);
+  return fScore(statistics, resolveChrfConfig(options));
+}
+
+function fScore(statistics: readonly number[], config: ChrfConfig): number {
   const order = config.charOrder + config.wordOrder;
   if (statistics.length !== 3 * order) {
     throw new MetricsError(
