@@ -1,3 +1,4 @@
+import { ConfigError, parseConfig } from "@polymoe/schema";
 import { z } from "zod";
 
 import { MetricsError } from "./errors.js";
@@ -38,7 +39,7 @@ const bleuSchema = z
       ctx.addIssue({
         code: "custom",
         path: ["smoothValue"],
-        message: `smoothValue only applies to smoothMethod 'floor' or 'add-k', not '${c.smoothMethod}'; drop it or choose one of those`,
+        message: `only used by smoothMethod 'floor' or 'add-k' (smoothMethod is '${c.smoothMethod}'); remove it or change smoothMethod`,
       });
     }
   });
@@ -74,8 +75,7 @@ const chrfSchema = z
       ctx.addIssue({
         code: "custom",
         path: ["charOrder"],
-        message:
-          "charOrder and wordOrder are both 0, so no n-gram would be counted; set either to at least 1",
+        message: "charOrder + wordOrder must be at least 1, or no n-gram would be counted",
       });
     }
   });
@@ -100,71 +100,10 @@ export function resolveChrfConfig(options: ChrfOptions = {}): ChrfConfig {
 }
 
 function validate<T extends z.ZodType>(schema: T, input: unknown, what: string): z.output<T> {
-  const parsed = schema.safeParse(input, { reportInput: true });
-  if (parsed.success) return parsed.data;
-  const issue = parsed.error.issues[0]!;
-  throw new MetricsError("INVALID_CONFIG", `${what}: ${describeIssue(issue, knownKeys(schema))}`);
-}
-
-function knownKeys(schema: z.ZodType): string[] {
-  const shape = (schema as unknown as { shape?: Record<string, unknown> }).shape;
-  return shape ? Object.keys(shape) : [];
-}
-
-function describeIssue(issue: z.core.$ZodIssue, keys: string[]): string {
-  const field = issue.path.map(String).join(".");
-  const got = "input" in issue ? ` got ${show(issue.input)}` : "";
-  switch (issue.code) {
-    case "unrecognized_keys":
-      return issue.keys
-        .map((k) => {
-          const near = nearest(k, keys);
-          return `unknown key '${k}'${near ? ` (did you mean '${near}'?)` : ""}; valid keys: ${keys.join(", ")}`;
-        })
-        .join("; ");
-    case "invalid_value":
-      return `${field} must be one of ${issue.values.map(String).join(", ")};${got}`;
-    case "invalid_type":
-      return `${field} must be ${issue.expected === "int" ? "an integer" : `a ${issue.expected}`};${got}`;
-    case "too_small":
-      return `${field} must be ${issue.inclusive ? ">=" : ">"} ${issue.minimum};${got}`;
-    case "too_big":
-      return `${field} must be ${issue.inclusive ? "<=" : "<"} ${issue.maximum};${got}`;
-    default:
-      return field ? `${field}: ${issue.message}` : issue.message;
+  try {
+    return parseConfig(schema, input);
+  } catch (e) {
+    if (e instanceof ConfigError) throw new MetricsError("INVALID_CONFIG", `${what}: ${e.issues.join("; ")}`);
+    throw e;
   }
-}
-
-function show(value: unknown): string {
-  return typeof value === "string" ? `'${value}'` : String(value);
-}
-
-/** The valid name closest to `name` (edit distance at most 3, or a case-insensitive match). */
-function nearest(name: string, valid: readonly string[]): string | undefined {
-  let best: string | undefined;
-  let bestDistance = Number.POSITIVE_INFINITY;
-  for (const candidate of valid) {
-    const d =
-      candidate.toLowerCase() === name.toLowerCase()
-        ? 0
-        : levenshtein(name.toLowerCase(), candidate.toLowerCase());
-    if (d < bestDistance) {
-      bestDistance = d;
-      best = candidate;
-    }
-  }
-  return bestDistance <= Math.max(3, Math.floor(name.length / 3)) ? best : undefined;
-}
-
-function levenshtein(a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const current = [i];
-    for (let j = 1; j <= b.length; j++) {
-      const substitution = previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1);
-      current.push(Math.min(previous[j]! + 1, current[j - 1]! + 1, substitution));
-    }
-    previous = current;
-  }
-  return previous[b.length]!;
 }

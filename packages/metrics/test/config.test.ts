@@ -34,35 +34,37 @@ describe("configs", () => {
 
   it("reject unknown keys, naming the nearest valid one", () => {
     expect(message(() => resolveBleuConfig({ tokenise: "intl" } as never))).toBe(
-      "BLEU options: unknown key 'tokenise' (did you mean 'tokenize'?); valid keys: tokenize, lowercase, smoothMethod, smoothValue, maxNgramOrder, effectiveOrder",
+      "BLEU options: tokenise: unknown key (did you mean 'tokenize'?)",
     );
-    expect(message(() => resolveChrfConfig({ word_order: 2 } as never))).toMatch(
-      /^chrF options: unknown key 'word_order' \(did you mean 'wordOrder'\?\)/,
+    expect(message(() => resolveChrfConfig({ word_order: 2 } as never))).toBe(
+      "chrF options: word_order: unknown key (did you mean 'wordOrder'?)",
     );
   });
 
   it("reject invalid values with the valid choices and what was given", () => {
     expect(message(() => resolveBleuConfig({ tokenize: "13b" as "13a" }))).toBe(
-      "BLEU options: tokenize must be one of 13a, intl, zh, char, none; got '13b'",
+      'BLEU options: tokenize: Invalid option: expected one of "13a"|"intl"|"zh"|"char"|"none", got \'13b\'',
     );
     expect(message(() => resolveBleuConfig({ smoothMethod: "add-one" as "add-k" }))).toBe(
-      "BLEU options: smoothMethod must be one of exp, floor, add-k, none; got 'add-one'",
+      'BLEU options: smoothMethod: Invalid option: expected one of "exp"|"floor"|"add-k"|"none", got \'add-one\'',
     );
     expect(message(() => resolveBleuConfig({ smoothValue: 0.1 }))).toBe(
-      "BLEU options: smoothValue: smoothValue only applies to smoothMethod 'floor' or 'add-k', not 'exp'; drop it or choose one of those",
+      "BLEU options: smoothValue: only used by smoothMethod 'floor' or 'add-k' (smoothMethod is 'exp'); remove it or change smoothMethod, got 0.1",
     );
-    expect(message(() => resolveBleuConfig({ smoothMethod: "floor", smoothValue: -1 }))).toBe(
-      "BLEU options: smoothValue must be > 0; got -1",
+    expect(message(() => resolveBleuConfig({ smoothMethod: "floor", smoothValue: -1 }))).toMatch(
+      /^BLEU options: smoothValue: .*>0, got -1$/,
     );
-    expect(message(() => resolveBleuConfig({ maxNgramOrder: 2.5 }))).toBe(
-      "BLEU options: maxNgramOrder must be an integer; got 2.5",
+    expect(message(() => resolveBleuConfig({ maxNgramOrder: 2.5 }))).toMatch(
+      /^BLEU options: maxNgramOrder: .*int.*got 2\.5$/,
     );
-    expect(message(() => resolveChrfConfig({ wordOrder: -1 }))).toBe(
-      "chrF options: wordOrder must be >= 0; got -1",
+    expect(message(() => resolveChrfConfig({ wordOrder: -1 }))).toMatch(
+      /^chrF options: wordOrder: .*>=0, got -1$/,
     );
-    expect(message(() => resolveChrfConfig({ charOrder: 0 }))).toMatch(/charOrder and wordOrder are both 0/);
-    expect(message(() => resolveChrfConfig({ lowercase: "yes" as unknown as boolean }))).toBe(
-      "chrF options: lowercase must be a boolean; got 'yes'",
+    expect(message(() => resolveChrfConfig({ charOrder: 0 }))).toBe(
+      "chrF options: charOrder: charOrder + wordOrder must be at least 1, or no n-gram would be counted, got 0",
+    );
+    expect(message(() => resolveChrfConfig({ lowercase: "yes" as unknown as boolean }))).toMatch(
+      /^chrF options: lowercase: expected boolean.*got 'yes'$/,
     );
   });
 });

@@ -9,6 +9,7 @@ import {
   type SmoothMethod,
   TOKENIZER_NAMES,
 } from "@polymoe/metrics";
+import { nearest } from "@polymoe/schema";
 
 import { EvaluationError } from "../errors.js";
 import { formatJson, formatText, SCORE_METRICS, type ScoreMetric, scoreFiles } from "../score.js";
@@ -127,30 +128,8 @@ function validOptions(): string {
 }
 
 function nearestOption(given: string): string | undefined {
-  let best: string | undefined;
-  let bestDistance = 3; // at most two edits away
-  for (const name of Object.keys(OPTIONS)) {
-    const d = editDistance(given.replace(/^-+/, ""), name);
-    if (d < bestDistance) {
-      bestDistance = d;
-      best = `--${name}`;
-    }
-  }
-  return best;
-}
-
-function editDistance(a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const current = [i];
-    for (let j = 1; j <= b.length; j++) {
-      current.push(
-        Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1)),
-      );
-    }
-    previous = current;
-  }
-  return previous[b.length]!;
+  const near = nearest(given.replace(/^-+/, ""), Object.keys(OPTIONS));
+  return near === undefined ? undefined : `--${near}`;
 }
 
 function parseMetrics(list: string | undefined): ScoreMetric[] {
