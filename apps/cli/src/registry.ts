@@ -36,4 +36,9 @@ export const COMMANDS: readonly CommandEntry[] = [
     summary: "train a small Transformer layer for a few steps on the selected backend and report what ran",
     load: async () => (await import("./commands/smoke.js")).command,
   },
+  {
+    name: "score",
+    summary: "BLEU, chrF and chrF++ of a hypothesis file against references, identical to sacreBLEU 2.x",
+    load: async () => (await import("@polymoe/app-eval/commands/score")).command,
+  },
 ];

@@ -1,4 +1,5 @@
 import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -26,7 +27,7 @@ describe("polymoe CLI", () => {
     const bad = cli(["trian"]);
     expect(bad.status).toBe(2);
     expect(bad.stderr).toMatch(
-      /unknown command 'trian' \(did you mean 'train'\?\). Valid commands: info, data, train, smoke/,
+      /unknown command 'trian' \(did you mean 'train'\?\). Valid commands: info, data, train, smoke, score/,
     );
   });
 
@@ -114,6 +115,27 @@ describe("polymoe CLI", () => {
     const flag = cli(["data", "prepare", "--vocab-sise", "8000"]);
     expect(flag.status).toBe(2);
     expect(flag.stderr).toMatch(/Unknown option '--vocab-sise'/);
+  });
+
+  it("score runs from the registry: JSON on stdout, bad input one line and exit 2", () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "polymoe-cli-score-"));
+    try {
+      const ref = path.join(dir, "ref.txt");
+      const hyp = path.join(dir, "hyp.txt");
+      writeFileSync(ref, "the cat sat on a mat\n");
+      writeFileSync(hyp, "the cat sat on the mat\n");
+      const r = cli(["score", "--ref", ref, "--hyp", hyp, "--json", "--metric", "bleu"]);
+      expect(r.status).toBe(0);
+      // 1-4-gram precisions 5/6, 3/5, 2/4, 1/3: BLEU = 100 * 12^(-1/4) = 53.73
+      expect(JSON.parse(r.stdout)).toEqual({ bleu: 53.73 });
+      const bad = cli(["score", "--ref", ref, "--hyp", path.join(dir, "missing.txt")]);
+      expect(bad.status).toBe(2);
+      expect(bad.stdout).toBe("");
+      expect(bad.stderr.trim().split("\n")).toHaveLength(1);
+      expect(bad.stderr).toMatch(/^polymoe score: --hyp file '.*missing\.txt' cannot be read: no such file/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("bad flags give one clear line", () => {
