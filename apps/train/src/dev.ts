@@ -2,6 +2,8 @@
 // directions of every language), computed the way training computes its loss.
 import type { Corpus, TaskSpace, Tokenizer } from "@polymoe/data";
 import { encodeSource, listEvalSets, loadEvalSet } from "@polymoe/data";
+import { bleuTokenizerFor, translate } from "@polymoe/eval";
+import { corpusBleu } from "@polymoe/metrics";
 import type { Transformer } from "@polymoe/model";
 import type { Rng } from "@polymoe/routers";
 import { type DevResult, evaluateLoss, type TrainBatch } from "@polymoe/train";
@@ -102,4 +104,32 @@ export function devLoss(
   rng: Rng,
 ): DevResult {
   return evaluateLoss(model, batches, labelSmoothing, rng);
+}
+
+/**
+ * Corpus BLEU per direction of the first `perPair` sentences, decoded with the
+ * model (greedy unless beamSize > 1), and their mean over directions.
+ */
+export function devBleu(
+  model: Transformer,
+  pairs: readonly DevPair[],
+  tok: Tokenizer,
+  space: TaskSpace,
+  opts: { perPair: number; beamSize: number; batchSize: number; maxSourceLength: number },
+): { bleu: number; perPair: Record<string, number> } {
+  const perPair: Record<string, number> = {};
+  for (const p of pairs) {
+    const sources = p.sources.slice(0, opts.perPair);
+    if (sources.length === 0) continue;
+    const hyps = translate(model, tok, space, sources, p.srcLang, p.tgtLang, {
+      beamSize: opts.beamSize,
+      batchSize: opts.batchSize,
+      maxSourceLength: opts.maxSourceLength,
+    });
+    perPair[p.pair] = corpusBleu(hyps, [p.references.slice(0, opts.perPair)], {
+      tokenize: bleuTokenizerFor(p.tgtLang),
+    }).score;
+  }
+  const values = Object.values(perPair);
+  return { bleu: values.length ? values.reduce((a, b) => a + b, 0) / values.length : 0, perPair };
 }

@@ -26,7 +26,7 @@ import {
 } from "@polymoe/train";
 
 import { modelConfigFor, type RunConfig } from "./config.js";
-import { devBatches, devLoss, loadDevPairs } from "./dev.js";
+import { devBatches, devBleu, devLoss, loadDevPairs } from "./dev.js";
 
 export interface RunOptions {
   fresh?: boolean;
@@ -117,7 +117,19 @@ export async function runTraining(config: RunConfig, opts: RunOptions = {}): Pro
     data: iterator,
     runDir,
     runConfig: resolved,
-    dev: (m, rng): DevResult => devLoss(m, batches, config.train.labelSmoothing, rng),
+    dev: (m, rng): DevResult => {
+      const loss = devLoss(m, batches, config.train.labelSmoothing, rng);
+      if (config.dev.bleuSentencesPerPair === 0) return loss;
+      const { bleu, perPair } = devBleu(m, pairs, data.tokenizer, space, {
+        perPair: config.dev.bleuSentencesPerPair,
+        beamSize: config.dev.beamSize,
+        batchSize: config.dev.batchSize,
+        maxSourceLength: config.data.loader.maxSourceLength,
+      });
+      const extra: Record<string, number> = {};
+      for (const [pair, b] of Object.entries(perPair)) extra[`bleu:${pair}`] = b;
+      return { ...loss, bleu, ...extra };
+    },
     progress: new Progress(),
     ...(opts.fresh ? { fresh: true } : {}),
     ...(opts.resetOptimizer ? { resetOptimizer: true } : {}),
