@@ -9,6 +9,6 @@ export {
   resolveRunConfig,
   SHIPPED_CONFIGS,
 } from "./config.js";
-export { type DevPair, devBatches, loadDevPairs } from "./dev.js";
+export { type DevPair, devBleu, loadDevPairs } from "./dev.js";
 export { deepMerge, parseOverrides } from "./overrides.js";
 export { type RunOptions, runTraining } from "./run.js";

@@ -12,6 +12,7 @@ import {
   parsePrepareConfig,
   prepareCorpus,
 } from "@polymoe/data";
+import { encodeEvalBatches } from "@polymoe/eval";
 import { useBackend } from "@polymoe/kernels";
 import { Transformer } from "@polymoe/model";
 import {
@@ -24,9 +25,9 @@ import {
   type TrainSummary,
   writeFileAtomic,
 } from "@polymoe/train";
-
 import { modelConfigFor, type RunConfig } from "./config.js";
-import { devBatches, devBleu, devLoss, loadDevPairs } from "./dev.js";
+
+import { devBleu, devLoss, loadDevPairs } from "./dev.js";
 
 export interface RunOptions {
   fresh?: boolean;
@@ -102,7 +103,7 @@ export async function runTraining(config: RunConfig, opts: RunOptions = {}): Pro
 
   // Dev set.
   const pairs = await loadDevPairs(corpus, "dev", config.dev.lossSentencesPerPair);
-  const batches = devBatches(pairs, data.tokenizer, space, {
+  const batches = encodeEvalBatches(pairs, data.tokenizer, space, {
     batchSize: config.dev.batchSize,
     maxSourceLength: config.data.loader.maxSourceLength,
     maxTargetLength: config.data.loader.maxTargetLength,

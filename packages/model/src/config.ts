@@ -40,6 +40,15 @@ export const ModelConfig = z.strictObject({
     .strictObject({ encoder: MoePlacement.optional(), decoder: MoePlacement.optional() })
     .optional()
     .describe("MoE layers; absent = a dense model"),
+  ffnWidths: z
+    .strictObject({
+      encoder: z.record(z.string().regex(/^\d+$/), z.int().min(1)).optional(),
+      decoder: z.record(z.string().regex(/^\d+$/), z.int().min(1)).optional(),
+    })
+    .optional()
+    .describe(
+      'hidden width of the dense FFN of particular layers ({"1": 2048}); extracted TaskMoE subnetworks use it',
+    ),
 });
 export type ModelConfig = z.output<typeof ModelConfig>;
 export type ModelConfigInput = z.input<typeof ModelConfig>;

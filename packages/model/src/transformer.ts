@@ -183,6 +183,14 @@ export class Transformer {
     this.sinusoid = c.positions === "sinusoidal" ? sinusoid(c.maxLength, c.dModel) : null;
     const build = (stack: "encoder" | "decoder", n: number, placement: MoePlacement | undefined): Block[] => {
       const moeAt = moeLayerIndices(placement, n);
+      for (const k of Object.keys(c.ffnWidths?.[stack] ?? {})) {
+        if (Number(k) >= n || moeAt.includes(Number(k))) {
+          throw new ModelError(
+            "INVALID_CONFIG",
+            `model.ffnWidths.${stack}.${k}: ${Number(k) >= n ? `the stack has ${n} layers` : "that layer is an MoE layer"}`,
+          );
+        }
+      }
       const experts = placement?.numExperts;
       if (Array.isArray(experts) && experts.length !== moeAt.length) {
         throw new ModelError(
@@ -226,10 +234,11 @@ export class Transformer {
           this.store.adopt(`${name}.ffn`, layer.variables());
           block.ffn = { kind: "moe", layer, taskKey: placement.taskKey };
         } else {
+          const width = c.ffnWidths?.[stack]?.[String(i)] ?? c.dFF;
           block.ffn = {
             kind: "dense",
-            w1: linear(this.store, `${name}.ffn.w1`, c.dModel, c.dFF, next()),
-            w2: linear(this.store, `${name}.ffn.w2`, c.dFF, c.dModel, next()),
+            w1: linear(this.store, `${name}.ffn.w1`, c.dModel, width, next()),
+            w2: linear(this.store, `${name}.ffn.w2`, width, c.dModel, next()),
           };
         }
         return block;

@@ -115,9 +115,13 @@ export type RouterConfig = z.output<typeof RouterConfig>;
 /** What users write: every field with a default may be omitted. */
 export type RouterConfigInput = z.input<typeof RouterConfig>;
 
-/** Gate temperature at a training step. */
-export function temperatureAt(t: number | TemperatureSchedule, step = 0): number {
+/**
+ * Gate temperature at a training step; without a step (evaluation, decoding,
+ * subnetwork extraction) a schedule's final temperature.
+ */
+export function temperatureAt(t: number | TemperatureSchedule, step?: number): number {
   if (typeof t === "number") return t;
+  if (step === undefined) return t.end;
   const x = Math.min(1, Math.max(0, step / t.steps));
   switch (t.kind) {
     case "linear":

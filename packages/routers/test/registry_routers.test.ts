@@ -27,7 +27,9 @@ describe("router registry and configs", () => {
     expect(() => parseRouterConfig({ type: "topk", capacityFactr: 2 }, "model.layers[1].router")).toThrow(
       /model.layers\[1\].router.capacityFactr: unknown key \(did you mean 'capacityFactor'\?\)/,
     );
-    expect(() => parseRouterConfig({ type: "task", k: 2 })).toThrow(/router.numTasks: .*got nothing/);
+    expect(() => parseRouterConfig({ type: "task", k: 2 })).toThrow(
+      /router.numTasks: required \(expected number\)/,
+    );
     expect(() => parseRouterConfig({ type: "topk", k: 0 })).toThrow(/router.k: .* got 0/);
   });
 
@@ -39,6 +41,7 @@ describe("router registry and configs", () => {
     expect(temperatureAt({ ...s, kind: "cosine" }, 50)).toBeCloseTo(1.25);
     expect(temperatureAt({ ...s, kind: "exponential" }, 50)).toBeCloseTo(1);
     expect(temperatureAt(1.5, 10)).toBe(1.5);
+    expect(temperatureAt(s)).toBe(0.5); // evaluation: the final temperature
   });
 });
 

@@ -153,9 +153,14 @@ export function parseConfig<S extends z.ZodType>(
       continue;
     }
     const got = valueAt(input, issue.path);
-    lines.push(
-      `${pathString(prefix, issue.path)}: ${issue.message.replace(/^Invalid input: /, "")}, got ${describe(got)}`,
-    );
+    const message = issue.message.replace(/^Invalid input: /, "");
+    if (got === undefined) {
+      lines.push(
+        `${pathString(prefix, issue.path)}: required (${message.replace(/, received undefined$/, "")})`,
+      );
+    } else {
+      lines.push(`${pathString(prefix, issue.path)}: ${message}, got ${describe(got)}`);
+    }
   }
   throw new ConfigError(lines, source);
 }

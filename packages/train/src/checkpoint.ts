@@ -155,6 +155,7 @@ const ARCH_FIELDS = [
   "activation",
   "positions",
   "maxLength",
+  "ffnWidths",
 ] as const;
 
 /**
