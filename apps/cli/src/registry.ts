@@ -37,6 +37,21 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: async () => (await import("./commands/smoke.js")).command,
   },
   {
+    name: "eval",
+    summary: "translate a held-out split with a checkpoint; BLEU/chrF per language, averages, plots",
+    load: async () => (await import("@polymoe/app-eval/commands/eval")).command,
+  },
+  {
+    name: "extract",
+    summary: "write the subnetwork of a TaskMoE model that serves one task (language or pair)",
+    load: async () => (await import("@polymoe/app-eval/commands/extract")).command,
+  },
+  {
+    name: "prune",
+    summary: "keep the N most-used experts per layer and report BLEU against N",
+    load: async () => (await import("@polymoe/app-eval/commands/prune")).command,
+  },
+  {
     name: "score",
     summary: "BLEU, chrF and chrF++ of a hypothesis file against references, identical to sacreBLEU 2.x",
     load: async () => (await import("@polymoe/app-eval/commands/score")).command,

@@ -27,7 +27,7 @@ describe("polymoe CLI", () => {
     const bad = cli(["trian"]);
     expect(bad.status).toBe(2);
     expect(bad.stderr).toMatch(
-      /unknown command 'trian' \(did you mean 'train'\?\). Valid commands: info, data, train, smoke, score/,
+      /unknown command 'trian' \(did you mean 'train'\?\). Valid commands: info, data, train, smoke, eval, extract, prune, score/,
     );
   });
 

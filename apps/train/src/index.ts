@@ -11,4 +11,5 @@ export {
 } from "./config.js";
 export { type DevPair, devBleu, loadDevPairs } from "./dev.js";
 export { deepMerge, parseOverrides } from "./overrides.js";
+export { writeTrainingPlots } from "./plots.js";
 export { type RunOptions, runTraining } from "./run.js";

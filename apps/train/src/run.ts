@@ -28,6 +28,7 @@ import {
 import { modelConfigFor, type RunConfig } from "./config.js";
 
 import { devBleu, devLoss, loadDevPairs } from "./dev.js";
+import { writeTrainingPlots } from "./plots.js";
 
 export interface RunOptions {
   fresh?: boolean;
@@ -137,7 +138,10 @@ export async function runTraining(config: RunConfig, opts: RunOptions = {}): Pro
     ...(opts.resetDataloader ? { resetDataloader: true } : {}),
   });
   try {
-    return await trainer.run();
+    const summary = await trainer.run();
+    const plots = writeTrainingPlots(runDir);
+    if (plots.length) log(`plots: ${plots.join(", ")}`);
+    return summary;
   } finally {
     trainer.dispose();
     model.dispose();

@@ -63,6 +63,7 @@ describe("polymoe train end to end (offline UDHR corpus, tiny TaskMoE)", () => {
     expect(first.stdout).toMatch(/defaults used: .*train\.labelSmoothing=0\.1/);
     expect(first.stdout).toMatch(/dev @ step 3: loss [0-9.]+, nll [0-9.]+, BLEU [0-9.]+/);
     expect(first.stdout).toMatch(/done: 6 steps/);
+    expect(first.stdout).toMatch(/plots: .*loss.svg, .*bleu.svg/);
     const resolved = JSON.parse(readFileSync(path.join(dir, "run", "config.json"), "utf8"));
     expect(resolved.model.vocabSize).toBeGreaterThan(100);
     expect(resolved.model.moe.decoder.router.numTasks).toBeGreaterThan(1);

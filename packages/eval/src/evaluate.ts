@@ -38,6 +38,11 @@ export interface EvalReport {
   decodeTokensPerSecond: number;
 }
 
+/** Names of the evaluation splits a corpus holds ("dev", "test", "test-udhr", ...). */
+export function listAvailableSplits(corpus: Corpus): string[] {
+  return [...new Set(listEvalSets(corpus).map((s) => s.split))];
+}
+
 /** The eval sets of `split` present in the corpus (both directions). */
 export async function loadSplit(corpus: Corpus, split: string, maxSentences?: number): Promise<EvalSet[]> {
   const ids = listEvalSets(corpus).filter((s) => s.split === split);

@@ -1,7 +1,14 @@
 // @polymoe/eval: translate with a trained model, score it per language, look at its routing.
 export { type EvalPairs, encodeEvalBatches } from "./batches.js";
 export { EvaluationError, type EvaluationErrorCode } from "./errors.js";
-export { type Average, type DirectionResult, type EvalReport, evaluate, loadSplit } from "./evaluate.js";
+export {
+  type Average,
+  type DirectionResult,
+  type EvalReport,
+  evaluate,
+  listAvailableSplits,
+  loadSplit,
+} from "./evaluate.js";
 export { type ExtractResult, extractionInfo, extractTask, taskIdFor } from "./extract.js";
 export {
   type CheckpointInfo,
