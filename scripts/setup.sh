@@ -23,8 +23,9 @@ fi
 
 # --- system packages ----------------------------------------------------------
 # Compilers for the native addon, OpenBLAS (OpenMP build, sharing one thread
-# pool with PolyMoE's kernels) and oneDNN.
-APT_PACKAGES=(g++ make python3 libopenblas-openmp-dev libdnnl-dev)
+# pool with PolyMoE's kernels) and oneDNN; Open MPI for multi-process training
+# (@polymoe/parallel's binding and mpirun).
+APT_PACKAGES=(g++ make python3 libopenblas-openmp-dev libdnnl-dev libopenmpi-dev openmpi-bin)
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
   for p in "${APT_PACKAGES[@]}"; do

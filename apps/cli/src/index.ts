@@ -30,6 +30,11 @@ export async function main(argv: string[]): Promise<number> {
     );
     return 2;
   }
+  if (name !== "launch" && process.env.POLYMOE_LAUNCHED === "1") {
+    // A rank of `polymoe launch`: rank and size come from MPI; only rank 0 keeps stdout.
+    const { initRankProcess } = await import("@polymoe/parallel");
+    initRankProcess();
+  }
   const command = await entry.load();
   return command.run(rest);
 }

@@ -56,4 +56,14 @@ export const COMMANDS: readonly CommandEntry[] = [
     summary: "BLEU, chrF and chrF++ of a hypothesis file against references, identical to sacreBLEU 2.x",
     load: async () => (await import("@polymoe/app-eval/commands/score")).command,
   },
+  {
+    name: "launch",
+    summary: "run N ranks of a subcommand under mpirun (polymoe launch -n 2 -- comm)",
+    load: async () => (await import("./commands/launch.js")).command,
+  },
+  {
+    name: "comm",
+    summary: "check and time allReduce/allToAll over the ranks of a launched job",
+    load: async () => (await import("./commands/comm.js")).command,
+  },
 ];

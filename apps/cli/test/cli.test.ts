@@ -27,7 +27,7 @@ describe("polymoe CLI", () => {
     const bad = cli(["trian"]);
     expect(bad.status).toBe(2);
     expect(bad.stderr).toMatch(
-      /unknown command 'trian' \(did you mean 'train'\?\). Valid commands: info, data, train, smoke, eval, extract, prune, score/,
+      /unknown command 'trian' \(did you mean 'train'\?\). Valid commands: info, data, train, smoke, eval, extract, prune, score, launch, comm/,
     );
   });
 
@@ -142,5 +142,46 @@ describe("polymoe CLI", () => {
     const r = cli(["smoke", "--steps", "x"]);
     expect(r.status).toBe(2);
     expect(r.stderr.trim()).toBe("polymoe smoke: --steps must be an integer >= 2, got 'x'");
+  });
+
+  it("launch validates its arguments and names the fix", () => {
+    const cases: [string[], string][] = [
+      [["launch", "--", "comm"], "polymoe launch: -n N is required (the number of ranks)"],
+      [["launch", "-n", "0", "--", "comm"], "polymoe launch: -n must be an integer >= 1, got '0'"],
+      [
+        ["launch", "-n", "2"],
+        "polymoe launch: nothing to run: put the subcommand after --, e.g. polymoe launch -n 2 -- comm",
+      ],
+      [
+        ["launch", "-n", "2", "--", "trian"],
+        "polymoe launch: unknown command 'trian' after -- (did you mean 'train'?). Valid commands: info, data, train, smoke, eval, extract, prune, score, launch, comm",
+      ],
+      [
+        ["launch", "-n", "2", "--hostfile", "/nonexistent", "--", "comm"],
+        "polymoe launch: --hostfile /nonexistent: no such file",
+      ],
+    ];
+    for (const [args, msg] of cases) {
+      const r = cli(args);
+      expect(r.status).toBe(2);
+      expect(r.stderr.trim()).toBe(msg);
+    }
+  });
+
+  it("launch --dry-run prints the mpirun command: thread budget, exported variables, the same CLI per rank", () => {
+    const r = cli(["launch", "-n", "4", "--dry-run", "--", "comm", "--mb", "1"], { POLYMOE_NUM_THREADS: "" });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(
+      /^mpirun .*--bind-to none .*-x POLYMOE_LAUNCHED -x POLYMOE_NUM_THREADS -np 4 .*apps\/cli\/src\/bin\.ts comm --mb 1\n$/,
+    );
+    expect(r.stderr).toMatch(/threads per rank: 1 = \d+ cores \/ 4 ranks per host/);
+  });
+
+  it("comm runs on one process without MPI and verifies its results", () => {
+    const r = cli(["comm", "--mb", "1", "--iters", "2"]);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/comm: 1 rank \(local\)/);
+    expect(r.stdout).toMatch(/allreduce .* check ok/);
+    expect(r.stdout).toMatch(/alltoall .* check ok/);
   });
 });

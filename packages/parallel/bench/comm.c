@@ -1,0 +1,47 @@
+/* The C baseline of `pnpm bench:comm`: the same collectives, sizes and timing
+ * rule as bench/comm_rank.ts, straight from C over the same MPI library.
+ * usage: comm_c BYTES ITERS; rank 0 prints one JSON line of median seconds. */
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static int cmp(const void* a, const void* b) {
+  double x = *(const double*)a, y = *(const double*)b;
+  return (x > y) - (x < y);
+}
+
+static double timed(int kind, float* send, float* recv, int n, int p, int iters, double* all) {
+  for (int it = -2; it < iters; ++it) { /* two warm-up iterations */
+    MPI_Barrier(MPI_COMM_WORLD);
+    double t0 = MPI_Wtime();
+    if (kind == 0) MPI_Allreduce(send, recv, n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+    else MPI_Alltoall(send, n / p, MPI_FLOAT, recv, n / p, MPI_FLOAT, MPI_COMM_WORLD);
+    double dt = MPI_Wtime() - t0, worst = 0;
+    MPI_Allreduce(&dt, &worst, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+    if (it >= 0) all[it] = worst;
+  }
+  qsort(all, iters, sizeof(double), cmp);
+  return all[iters / 2];
+}
+
+int main(int argc, char** argv) {
+  int provided, rank, p;
+  MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &p);
+  long bytes = argc > 1 ? atol(argv[1]) : 16L << 20;
+  int iters = argc > 2 ? atoi(argv[2]) : 10;
+  int n = (int)(bytes / 4 / p) * p;
+  float* send = malloc((size_t)n * 4);
+  float* recv = malloc((size_t)n * 4);
+  double* all = malloc(sizeof(double) * iters);
+  for (int i = 0; i < n; ++i) send[i] = (float)(rank + i % 7);
+  double ar = timed(0, send, recv, n, p, iters, all);
+  double a2a = timed(1, send, recv, n, p, iters, all);
+  if (rank == 0) printf("{\"bytes\":%ld,\"allreduce_s\":%.9f,\"alltoall_s\":%.9f}\n", (long)n * 4, ar, a2a);
+  free(send);
+  free(recv);
+  free(all);
+  MPI_Finalize();
+  return 0;
+}

@@ -1,0 +1,512 @@
+// N-API binding of MPI for @polymoe/parallel.
+//
+// Model: MPI is initialised once (MPI_Init_thread, MPI_THREAD_MULTIPLE) on the
+// JS main thread. Every collective is validated on the main thread (types,
+// lengths, aliasing: a bad argument throws a TypeError/RangeError, never
+// reaches MPI), then runs as N-API async work on the libuv pool: the blocking
+// MPI call executes on a pool thread while the event loop stays free, and the
+// returned Promise settles when it completes. The typed arrays are held by
+// persistent references until then.
+//
+// Ordering: MPI requires the collectives of one communicator to be issued in
+// the same order on every rank. Two pool threads could enter MPI in either
+// order, so the JS layer (src/mpi.ts) queues the collectives of each
+// communicator and starts the next only after the previous settled.
+// Collectives on different communicators may run concurrently (up to the
+// libuv pool size, UV_THREADPOOL_SIZE).
+//
+// Communicators are handles (small integers) into a table; 0 is MPI_COMM_WORLD.
+// Every communicator uses MPI_ERRORS_RETURN, so an MPI failure becomes a
+// rejected Promise carrying MPI's own error string instead of aborting.
+#include <dlfcn.h>
+#include <mpi.h>
+#include <napi.h>
+
+#include <climits>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace {
+
+std::mutex g_mu;
+std::vector<MPI_Comm> g_comms;  // handle -> communicator; MPI_COMM_NULL once freed
+int g_provided = -1;
+
+bool Initialized() {
+  int f = 0;
+  MPI_Initialized(&f);
+  return f != 0;
+}
+
+bool Finalized() {
+  int f = 0;
+  MPI_Finalized(&f);
+  return f != 0;
+}
+
+std::string MpiErrorString(int rc) {
+  char s[MPI_MAX_ERROR_STRING];
+  int len = 0;
+  if (MPI_Error_string(rc, s, &len) != MPI_SUCCESS) return "MPI error " + std::to_string(rc);
+  return std::string(s, static_cast<size_t>(len));
+}
+
+void RequireLive(const Napi::Env& env) {
+  if (!Initialized()) throw Napi::Error::New(env, "MPI is not initialized: call init() first");
+  if (Finalized()) throw Napi::Error::New(env, "MPI was already finalized in this process");
+}
+
+std::int64_t IntArg(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  if (!info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), std::string(name) + " must be a number");
+  double d = info[i].As<Napi::Number>().DoubleValue();
+  if (d != static_cast<double>(static_cast<std::int64_t>(d)) || d < INT_MIN || d > INT_MAX)
+    throw Napi::RangeError::New(info.Env(), std::string(name) + " must be a 32-bit integer");
+  return static_cast<std::int64_t>(d);
+}
+
+MPI_Comm CommArg(const Napi::CallbackInfo& info, size_t i) {
+  RequireLive(info.Env());
+  std::int64_t h = IntArg(info, i, "communicator handle");
+  std::lock_guard<std::mutex> lock(g_mu);
+  if (h < 0 || h >= static_cast<std::int64_t>(g_comms.size()) || g_comms[h] == MPI_COMM_NULL)
+    throw Napi::RangeError::New(info.Env(),
+                                "communicator handle " + std::to_string(h) + " is unknown or was freed");
+  return g_comms[h];
+}
+
+struct Buf {
+  void* data = nullptr;
+  std::int64_t length = 0;  // elements
+  size_t bytes = 0;
+  MPI_Datatype type = MPI_DATATYPE_NULL;
+  napi_typedarray_type kind = napi_float32_array;
+  Napi::Object obj;
+};
+
+const char* KindName(napi_typedarray_type t) {
+  switch (t) {
+    case napi_int8_array: return "Int8Array";
+    case napi_uint8_array: return "Uint8Array";
+    case napi_uint8_clamped_array: return "Uint8ClampedArray";
+    case napi_int16_array: return "Int16Array";
+    case napi_uint16_array: return "Uint16Array";
+    case napi_int32_array: return "Int32Array";
+    case napi_uint32_array: return "Uint32Array";
+    case napi_float32_array: return "Float32Array";
+    case napi_float64_array: return "Float64Array";
+    case napi_bigint64_array: return "BigInt64Array";
+    case napi_biguint64_array: return "BigUint64Array";
+  }
+  return "TypedArray";
+}
+
+/** A Float32Array, Float64Array or Int32Array argument (the element types collectives accept). */
+Buf BufArg(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  Napi::Value v = info[i];
+  if (!v.IsTypedArray())
+    throw Napi::TypeError::New(info.Env(),
+                               std::string(name) + " must be a Float32Array, Float64Array or Int32Array");
+  auto ta = v.As<Napi::TypedArray>();
+  Buf b;
+  b.kind = ta.TypedArrayType();
+  switch (b.kind) {
+    case napi_float32_array: b.type = MPI_FLOAT; break;
+    case napi_float64_array: b.type = MPI_DOUBLE; break;
+    case napi_int32_array: b.type = MPI_INT; break;
+    default:
+      throw Napi::TypeError::New(info.Env(), std::string(name) +
+                                                 " must be a Float32Array, Float64Array or Int32Array, got " +
+                                                 KindName(b.kind));
+  }
+  // napi_get_typedarray_info gives the data pointer (offset included) for
+  // ArrayBuffer- and SharedArrayBuffer-backed arrays alike.
+  napi_typedarray_type type;
+  size_t length = 0, offset = 0;
+  void* data = nullptr;
+  napi_value ab;
+  if (napi_get_typedarray_info(info.Env(), ta, &type, &length, &data, &ab, &offset) != napi_ok)
+    throw Napi::TypeError::New(info.Env(), std::string(name) + ": cannot read the typed array");
+  b.length = static_cast<std::int64_t>(length);
+  b.bytes = ta.ByteLength();
+  b.data = data;
+  b.obj = ta.As<Napi::Object>();
+  if (b.length > INT_MAX)
+    throw Napi::RangeError::New(info.Env(), std::string(name) + " has " + std::to_string(b.length) +
+                                                " elements; MPI counts are 32-bit (at most " +
+                                                std::to_string(INT_MAX) + ")");
+  return b;
+}
+
+Buf Int32Arg(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  Buf b = BufArg(info, i, name);
+  if (b.kind != napi_int32_array)
+    throw Napi::TypeError::New(info.Env(), std::string(name) + " must be an Int32Array, got " + KindName(b.kind));
+  return b;
+}
+
+void SameType(const Napi::Env& env, const Buf& a, const Buf& b, const char* what) {
+  if (a.kind != b.kind)
+    throw Napi::TypeError::New(env, std::string(what) + ": send is a " + KindName(a.kind) + " but recv is a " +
+                                        KindName(b.kind) + "; both must have the same element type");
+}
+
+bool Overlap(const Buf& a, const Buf& b) {
+  auto a0 = reinterpret_cast<std::uintptr_t>(a.data), b0 = reinterpret_cast<std::uintptr_t>(b.data);
+  return a.bytes > 0 && b.bytes > 0 && a0 < b0 + b.bytes && b0 < a0 + a.bytes;
+}
+
+void Disjoint(const Napi::Env& env, const Buf& a, const Buf& b, const char* what) {
+  if (Overlap(a, b))
+    throw Napi::RangeError::New(env, std::string(what) + ": send and recv share memory; pass separate arrays");
+}
+
+MPI_Op OpArg(const Napi::CallbackInfo& info, size_t i) {
+  if (!info[i].IsString()) throw Napi::TypeError::New(info.Env(), "op must be 'sum', 'max' or 'min'");
+  std::string op = info[i].As<Napi::String>().Utf8Value();
+  if (op == "sum") return MPI_SUM;
+  if (op == "max") return MPI_MAX;
+  if (op == "min") return MPI_MIN;
+  throw Napi::RangeError::New(info.Env(), "op must be 'sum', 'max' or 'min', got '" + op + "'");
+}
+
+int CommSize(MPI_Comm c) {
+  int s = 0;
+  MPI_Comm_size(c, &s);
+  return s;
+}
+
+/** One collective on the libuv pool; settles its Promise on the main thread. */
+class Work : public Napi::AsyncWorker {
+ public:
+  Work(Napi::Env env, std::string what, std::function<int(int*)> fn)
+      : Napi::AsyncWorker(env, "polymoe_mpi_collective"),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        what_(std::move(what)),
+        fn_(std::move(fn)) {}
+
+  void Keep(const Buf& b) { keep_.push_back(Napi::Persistent(b.obj)); }
+  Napi::Promise Start() {
+    Queue();
+    return deferred_.Promise();
+  }
+
+ protected:
+  void Execute() override {
+    int rc = fn_(&result_);
+    if (rc != MPI_SUCCESS) SetError(what_ + " failed in MPI: " + MpiErrorString(rc));
+  }
+  void OnOK() override { deferred_.Resolve(Napi::Number::New(Env(), result_)); }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::string what_;
+  std::function<int(int*)> fn_;
+  std::vector<Napi::ObjectReference> keep_;
+  int result_ = 0;
+};
+
+// --- lifecycle ---------------------------------------------------------------
+
+Napi::Value Init(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (Finalized()) throw Napi::Error::New(env, "MPI was finalized in this process and cannot start again");
+  if (!Initialized()) {
+    // Node loads addons with RTLD_LOCAL; Open MPI's plugins (mca_*.so) resolve
+    // symbols of libmpi at run time, so make libmpi's symbols global first.
+    Dl_info dl;
+    if (dladdr(reinterpret_cast<void*>(&MPI_Init_thread), &dl) != 0 && dl.dli_fname != nullptr)
+      dlopen(dl.dli_fname, RTLD_NOW | RTLD_GLOBAL | RTLD_NOLOAD);
+    int provided = -1;
+    int rc = MPI_Init_thread(nullptr, nullptr, MPI_THREAD_MULTIPLE, &provided);
+    if (rc != MPI_SUCCESS) throw Napi::Error::New(env, "MPI_Init_thread failed: " + MpiErrorString(rc));
+    g_provided = provided;
+    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+    std::lock_guard<std::mutex> lock(g_mu);
+    g_comms.assign(1, MPI_COMM_WORLD);
+  } else if (g_comms.empty()) {
+    // Someone else (another addon) initialised MPI in this process.
+    MPI_Query_thread(&g_provided);
+    std::lock_guard<std::mutex> lock(g_mu);
+    g_comms.assign(1, MPI_COMM_WORLD);
+  }
+  int rank = 0, size = 0, len = 0, vmaj = 0, vmin = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  MPI_Get_version(&vmaj, &vmin);
+  char lib[MPI_MAX_LIBRARY_VERSION_STRING];
+  MPI_Get_library_version(lib, &len);
+  std::string library(lib, static_cast<size_t>(len));
+  while (!library.empty() && (library.back() == '\n' || library.back() == '\0')) library.pop_back();
+  char host[MPI_MAX_PROCESSOR_NAME];
+  int hlen = 0;
+  MPI_Get_processor_name(host, &hlen);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("rank", rank);
+  o.Set("size", size);
+  o.Set("threadMultiple", g_provided == MPI_THREAD_MULTIPLE);
+  o.Set("threadLevel", g_provided);
+  o.Set("mpiVersion", std::to_string(vmaj) + "." + std::to_string(vmin));
+  o.Set("library", library.substr(0, library.find('\n')));
+  o.Set("host", std::string(host, static_cast<size_t>(hlen)));
+  return o;
+}
+
+Napi::Value State(const Napi::CallbackInfo& info) {
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("initialized", Initialized());
+  o.Set("finalized", Finalized());
+  return o;
+}
+
+Napi::Value Finalize(const Napi::CallbackInfo& info) {
+  if (Initialized() && !Finalized()) {
+    {
+      std::lock_guard<std::mutex> lock(g_mu);
+      for (size_t h = 1; h < g_comms.size(); ++h)
+        if (g_comms[h] != MPI_COMM_NULL) MPI_Comm_free(&g_comms[h]);
+      g_comms.clear();
+    }
+    int rc = MPI_Finalize();
+    if (rc != MPI_SUCCESS) throw Napi::Error::New(info.Env(), "MPI_Finalize failed: " + MpiErrorString(rc));
+  }
+  return info.Env().Undefined();
+}
+
+Napi::Value Abort(const Napi::CallbackInfo& info) {
+  int code = static_cast<int>(IntArg(info, 0, "code"));
+  if (Initialized() && !Finalized()) MPI_Abort(MPI_COMM_WORLD, code);
+  return info.Env().Undefined();
+}
+
+Napi::Value Wtime(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), MPI_Wtime()); }
+
+// --- communicators ---------------------------------------------------------------
+
+Napi::Value Rank(const Napi::CallbackInfo& info) {
+  MPI_Comm c = CommArg(info, 0);
+  int r = 0;
+  MPI_Comm_rank(c, &r);
+  return Napi::Number::New(info.Env(), r);
+}
+
+Napi::Value Size(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), CommSize(CommArg(info, 0)));
+}
+
+/** split(handle, color, key) -> Promise<handle | -1>; color < 0 means "not a member" (MPI_UNDEFINED). */
+Napi::Value Split(const Napi::CallbackInfo& info) {
+  MPI_Comm c = CommArg(info, 0);
+  int color = static_cast<int>(IntArg(info, 1, "color"));
+  int key = static_cast<int>(IntArg(info, 2, "key"));
+  auto* w = new Work(info.Env(), "split", [c, color, key](int* out) {
+    MPI_Comm nc = MPI_COMM_NULL;
+    int rc = MPI_Comm_split(c, color < 0 ? MPI_UNDEFINED : color, key, &nc);
+    if (rc != MPI_SUCCESS) return rc;
+    if (nc == MPI_COMM_NULL) {
+      *out = -1;
+      return MPI_SUCCESS;
+    }
+    MPI_Comm_set_errhandler(nc, MPI_ERRORS_RETURN);
+    std::lock_guard<std::mutex> lock(g_mu);
+    g_comms.push_back(nc);
+    *out = static_cast<int>(g_comms.size() - 1);
+    return MPI_SUCCESS;
+  });
+  return w->Start();
+}
+
+Napi::Value Free(const Napi::CallbackInfo& info) {
+  RequireLive(info.Env());
+  std::int64_t h = IntArg(info, 0, "communicator handle");
+  if (h == 0) throw Napi::RangeError::New(info.Env(), "the world communicator cannot be freed");
+  std::lock_guard<std::mutex> lock(g_mu);
+  if (h > 0 && h < static_cast<std::int64_t>(g_comms.size()) && g_comms[h] != MPI_COMM_NULL)
+    MPI_Comm_free(&g_comms[h]);
+  return info.Env().Undefined();
+}
+
+// --- collectives -------------------------------------------------------------------
+
+/** allReduce(handle, send, recv, op): recv may be send itself (in place). */
+Napi::Value AllReduce(const Napi::CallbackInfo& info) {
+  MPI_Comm c = CommArg(info, 0);
+  Buf s = BufArg(info, 1, "send"), r = BufArg(info, 2, "recv");
+  MPI_Op op = OpArg(info, 3);
+  SameType(info.Env(), s, r, "allReduce");
+  if (r.length != s.length)
+    throw Napi::RangeError::New(info.Env(), "allReduce: recv has " + std::to_string(r.length) +
+                                                " elements, send has " + std::to_string(s.length) +
+                                                "; they must be equal");
+  bool inPlace = s.data == r.data;
+  if (!inPlace) Disjoint(info.Env(), s, r, "allReduce");
+  void* sp = inPlace ? MPI_IN_PLACE : s.data;
+  void* rp = r.data;
+  int n = static_cast<int>(s.length);
+  MPI_Datatype t = s.type;
+  auto* w = new Work(info.Env(), "allReduce",
+                     [=](int*) { return MPI_Allreduce(sp, rp, n, t, op, c); });
+  w->Keep(s);
+  w->Keep(r);
+  return w->Start();
+}
+
+/** reduceScatter(handle, send, recv, op): send holds size equal blocks of recv.length. */
+Napi::Value ReduceScatter(const Napi::CallbackInfo& info) {
+  MPI_Comm c = CommArg(info, 0);
+  Buf s = BufArg(info, 1, "send"), r = BufArg(info, 2, "recv");
+  MPI_Op op = OpArg(info, 3);
+  SameType(info.Env(), s, r, "reduceScatter");
+  Disjoint(info.Env(), s, r, "reduceScatter");
+  int p = CommSize(c);
+  if (s.length != r.length * p)
+    throw Napi::RangeError::New(info.Env(), "reduceScatter: send has " + std::to_string(s.length) +
+                                                " elements, needs recv.length * size = " +
+                                                std::to_string(r.length) + " * " + std::to_string(p));
+  void *sp = s.data, *rp = r.data;
+  int n = static_cast<int>(r.length);
+  MPI_Datatype t = s.type;
+  auto* w = new Work(info.Env(), "reduceScatter",
+                     [=](int*) { return MPI_Reduce_scatter_block(sp, rp, n, t, op, c); });
+  w->Keep(s);
+  w->Keep(r);
+  return w->Start();
+}
+
+/** allGather(handle, send, recv): recv holds size blocks of send.length, in rank order. */
+Napi::Value AllGather(const Napi::CallbackInfo& info) {
+  MPI_Comm c = CommArg(info, 0);
+  Buf s = BufArg(info, 1, "send"), r = BufArg(info, 2, "recv");
+  SameType(info.Env(), s, r, "allGather");
+  Disjoint(info.Env(), s, r, "allGather");
+  int p = CommSize(c);
+  if (r.length != s.length * p)
+    throw Napi::RangeError::New(info.Env(), "allGather: recv has " + std::to_string(r.length) +
+                                                " elements, needs send.length * size = " +
+                                                std::to_string(s.length) + " * " + std::to_string(p));
+  void *sp = s.data, *rp = r.data;
+  int n = static_cast<int>(s.length);
+  MPI_Datatype t = s.type;
+  auto* w = new Work(info.Env(), "allGather", [=](int*) { return MPI_Allgather(sp, n, t, rp, n, t, c); });
+  w->Keep(s);
+  w->Keep(r);
+  return w->Start();
+}
+
+/** allToAll(handle, send, recv): both hold size equal blocks; block j of send goes to rank j. */
+Napi::Value AllToAll(const Napi::CallbackInfo& info) {
+  MPI_Comm c = CommArg(info, 0);
+  Buf s = BufArg(info, 1, "send"), r = BufArg(info, 2, "recv");
+  SameType(info.Env(), s, r, "allToAll");
+  Disjoint(info.Env(), s, r, "allToAll");
+  int p = CommSize(c);
+  if (s.length != r.length || s.length % p != 0)
+    throw Napi::RangeError::New(info.Env(), "allToAll: send has " + std::to_string(s.length) +
+                                                " and recv " + std::to_string(r.length) +
+                                                " elements; both must be equal and divisible by size " +
+                                                std::to_string(p));
+  void *sp = s.data, *rp = r.data;
+  int n = static_cast<int>(s.length / p);
+  MPI_Datatype t = s.type;
+  auto* w = new Work(info.Env(), "allToAll", [=](int*) { return MPI_Alltoall(sp, n, t, rp, n, t, c); });
+  w->Keep(s);
+  w->Keep(r);
+  return w->Start();
+}
+
+void CheckLayout(const Napi::Env& env, const Buf& counts, const Buf& displs, const Buf& data, int p,
+                 const char* side) {
+  if (counts.length != p || displs.length != p)
+    throw Napi::RangeError::New(env, std::string("allToAllV: ") + side + "Counts and " + side +
+                                         "Displs must have size = " + std::to_string(p) + " entries, got " +
+                                         std::to_string(counts.length) + " and " +
+                                         std::to_string(displs.length));
+  auto* cn = static_cast<const std::int32_t*>(counts.data);
+  auto* dp = static_cast<const std::int32_t*>(displs.data);
+  for (int j = 0; j < p; ++j) {
+    if (cn[j] < 0 || dp[j] < 0)
+      throw Napi::RangeError::New(env, std::string("allToAllV: ") + side + " count/displacement for rank " +
+                                           std::to_string(j) + " is negative");
+    if (static_cast<std::int64_t>(dp[j]) + cn[j] > data.length)
+      throw Napi::RangeError::New(env, std::string("allToAllV: ") + side + " block for rank " +
+                                           std::to_string(j) + " ends at " +
+                                           std::to_string(static_cast<std::int64_t>(dp[j]) + cn[j]) +
+                                           " but the " + side + " buffer has " +
+                                           std::to_string(data.length) + " elements");
+  }
+}
+
+/** allToAllV(handle, send, sendCounts, sendDispls, recv, recvCounts, recvDispls) (elements). */
+Napi::Value AllToAllV(const Napi::CallbackInfo& info) {
+  MPI_Comm c = CommArg(info, 0);
+  Buf s = BufArg(info, 1, "send");
+  Buf sc = Int32Arg(info, 2, "sendCounts"), sd = Int32Arg(info, 3, "sendDispls");
+  Buf r = BufArg(info, 4, "recv");
+  Buf rc = Int32Arg(info, 5, "recvCounts"), rd = Int32Arg(info, 6, "recvDispls");
+  SameType(info.Env(), s, r, "allToAllV");
+  Disjoint(info.Env(), s, r, "allToAllV");
+  int p = CommSize(c);
+  CheckLayout(info.Env(), sc, sd, s, p, "send");
+  CheckLayout(info.Env(), rc, rd, r, p, "recv");
+  void *sp = s.data, *rp = r.data;
+  auto *scp = static_cast<const int*>(sc.data), *sdp = static_cast<const int*>(sd.data);
+  auto *rcp = static_cast<const int*>(rc.data), *rdp = static_cast<const int*>(rd.data);
+  MPI_Datatype t = s.type;
+  auto* w = new Work(info.Env(), "allToAllV", [=](int*) {
+    return MPI_Alltoallv(sp, scp, sdp, t, rp, rcp, rdp, t, c);
+  });
+  for (const Buf* b : {&s, &sc, &sd, &r, &rc, &rd}) w->Keep(*b);
+  return w->Start();
+}
+
+/** broadcast(handle, buf, root): in place. */
+Napi::Value Broadcast(const Napi::CallbackInfo& info) {
+  MPI_Comm c = CommArg(info, 0);
+  Buf b = BufArg(info, 1, "buf");
+  int root = static_cast<int>(IntArg(info, 2, "root"));
+  int p = CommSize(c);
+  if (root < 0 || root >= p)
+    throw Napi::RangeError::New(info.Env(), "broadcast: root " + std::to_string(root) +
+                                                " is not a rank of this communicator (size " +
+                                                std::to_string(p) + ")");
+  void* bp = b.data;
+  int n = static_cast<int>(b.length);
+  MPI_Datatype t = b.type;
+  auto* w = new Work(info.Env(), "broadcast", [=](int*) { return MPI_Bcast(bp, n, t, root, c); });
+  w->Keep(b);
+  return w->Start();
+}
+
+Napi::Value Barrier(const Napi::CallbackInfo& info) {
+  MPI_Comm c = CommArg(info, 0);
+  auto* w = new Work(info.Env(), "barrier", [=](int*) { return MPI_Barrier(c); });
+  return w->Start();
+}
+
+Napi::Object Module(Napi::Env env, Napi::Object exports) {
+  exports.Set("init", Napi::Function::New(env, Init));
+  exports.Set("state", Napi::Function::New(env, State));
+  exports.Set("finalize", Napi::Function::New(env, Finalize));
+  exports.Set("abort", Napi::Function::New(env, Abort));
+  exports.Set("wtime", Napi::Function::New(env, Wtime));
+  exports.Set("rank", Napi::Function::New(env, Rank));
+  exports.Set("size", Napi::Function::New(env, Size));
+  exports.Set("split", Napi::Function::New(env, Split));
+  exports.Set("free", Napi::Function::New(env, Free));
+  exports.Set("allReduce", Napi::Function::New(env, AllReduce));
+  exports.Set("reduceScatter", Napi::Function::New(env, ReduceScatter));
+  exports.Set("allGather", Napi::Function::New(env, AllGather));
+  exports.Set("allToAll", Napi::Function::New(env, AllToAll));
+  exports.Set("allToAllV", Napi::Function::New(env, AllToAllV));
+  exports.Set("broadcast", Napi::Function::New(env, Broadcast));
+  exports.Set("barrier", Napi::Function::New(env, Barrier));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(polymoe_mpi, Module)

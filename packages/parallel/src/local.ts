@@ -1,0 +1,28 @@
+import { Comm, type Communicator, type CommunicatorOptions, type Transport } from "./communicator.js";
+
+/**
+ * A group of one rank: every collective is a copy. What a single-process run
+ * uses, so the same training code runs with and without MPI.
+ */
+class LocalTransport implements Transport {
+  readonly backend = "local" as const;
+  readonly rank = 0;
+  readonly size = 1;
+  // Comm short-circuits every collective of a one-rank group; these are never reached.
+  async allReduce(): Promise<void> {}
+  async reduceScatter(): Promise<void> {}
+  async allGather(): Promise<void> {}
+  async allToAll(): Promise<void> {}
+  async allToAllV(): Promise<void> {}
+  async broadcast(): Promise<void> {}
+  async barrier(): Promise<void> {}
+  async split(color: number | null): Promise<Transport | null> {
+    return color === null ? null : new LocalTransport();
+  }
+  free(): void {}
+}
+
+/** The in-process backend: a world of size 1. */
+export function createLocalCommunicator(options: CommunicatorOptions & { name?: string } = {}): Communicator {
+  return new Comm(new LocalTransport(), options.name ?? "world", options);
+}

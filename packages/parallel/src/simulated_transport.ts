@@ -1,0 +1,236 @@
+// Transport of the simulated backend: N ranks on worker_threads, one
+// MessagePort between every pair. Each contribution is copied once into a
+// fresh SharedArrayBuffer and posted (shared, not cloned) to its readers.
+// Reductions combine contributions in rank order on every rank, so all ranks
+// get bit-identical results.
+import type { MessagePort } from "node:worker_threads";
+
+import type { CollectiveArray, ReduceOp, Transport } from "./communicator.js";
+import { ParallelError } from "./errors.js";
+
+interface Packet {
+  /** communicator id */
+  c: string;
+  /** sequence number of the raw transfer on that communicator */
+  s: number;
+  /** sender's world rank */
+  f: number;
+  d: CollectiveArray | null;
+}
+
+type Ctor = new (x: SharedArrayBuffer | number) => CollectiveArray;
+
+function shared(src: CollectiveArray, start = 0, end = src.length): CollectiveArray {
+  const C = src.constructor as Ctor;
+  const n = end - start;
+  const v = new C(new SharedArrayBuffer(n * src.BYTES_PER_ELEMENT));
+  v.set(src.subarray(start, end));
+  return v;
+}
+
+/** One worker's end of the mesh: posts packets and matches incoming ones to waiting receivers. */
+export class Mailbox {
+  private readonly arrived = new Map<string, Packet>();
+  private readonly waiting = new Map<string, (p: Packet) => void>();
+
+  constructor(
+    readonly worldRank: number,
+    private readonly ports: readonly (MessagePort | null)[],
+    private readonly timeoutMs: number,
+  ) {
+    ports.forEach((port) => {
+      port?.on("message", (p: Packet) => {
+        const key = `${p.c}|${p.s}|${p.f}`;
+        const w = this.waiting.get(key);
+        if (w) {
+          this.waiting.delete(key);
+          w(p);
+        } else this.arrived.set(key, p);
+      });
+    });
+  }
+
+  post(to: number, packet: Packet): void {
+    if (to === this.worldRank) {
+      const key = `${packet.c}|${packet.s}|${packet.f}`;
+      const w = this.waiting.get(key);
+      if (w) {
+        this.waiting.delete(key);
+        w(packet);
+      } else this.arrived.set(key, packet);
+      return;
+    }
+    const port = this.ports[to];
+    if (!port)
+      throw new ParallelError("COMM_FAILED", `simulated rank ${this.worldRank}: no port to rank ${to}`);
+    port.postMessage(packet);
+  }
+
+  receive(comm: string, seq: number, from: number): Promise<Packet> {
+    const key = `${comm}|${seq}|${from}`;
+    const p = this.arrived.get(key);
+    if (p) {
+      this.arrived.delete(key);
+      return Promise.resolve(p);
+    }
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiting.delete(key);
+        reject(
+          new ParallelError(
+            "TIMEOUT",
+            `simulated rank ${this.worldRank} waited ${this.timeoutMs} ms for world rank ${from} ` +
+              "(did that rank skip this collective or call them in a different order?)",
+          ),
+        );
+      }, this.timeoutMs);
+      this.waiting.set(key, (packet) => {
+        clearTimeout(timer);
+        resolve(packet);
+      });
+    });
+  }
+}
+
+function combine(op: ReduceOp, acc: CollectiveArray, x: CollectiveArray, at = 0): void {
+  const n = acc.length;
+  if (op === "sum") for (let i = 0; i < n; i++) acc[i]! += x[at + i]!;
+  else if (op === "max") for (let i = 0; i < n; i++) acc[i] = Math.max(acc[i]!, x[at + i]!);
+  else for (let i = 0; i < n; i++) acc[i] = Math.min(acc[i]!, x[at + i]!);
+}
+
+export class SimulatedTransport implements Transport {
+  readonly backend = "simulated" as const;
+  readonly size: number;
+  private seq = 0;
+  private splits = 0;
+
+  /**
+   * @param id unique id of the communicator, equal on all its members
+   * @param members world ranks of the members, in group-rank order
+   * @param rank this worker's index in `members`
+   */
+  constructor(
+    private readonly mailbox: Mailbox,
+    private readonly id: string,
+    private readonly members: readonly number[],
+    readonly rank: number,
+  ) {
+    this.size = members.length;
+  }
+
+  /** Sends `parts[j]` to group rank j (null: nothing) and returns what every rank sent to this one. */
+  private async exchange(
+    _what: string,
+    parts: (CollectiveArray | null)[],
+  ): Promise<(CollectiveArray | null)[]> {
+    const s = ++this.seq;
+    const me = this.members[this.rank]!;
+    this.members.forEach((to, j) => {
+      this.mailbox.post(to, { c: this.id, s, f: me, d: parts[j] ?? null });
+    });
+    const got = await Promise.all(this.members.map((from) => this.mailbox.receive(this.id, s, from)));
+    return got.map((p) => p.d);
+  }
+
+  async allReduce(send: CollectiveArray, recv: CollectiveArray, op: ReduceOp): Promise<void> {
+    const mine = shared(send);
+    const all = await this.exchange(
+      "allReduce",
+      this.members.map(() => mine),
+    );
+    recv.set(all[0]!);
+    for (let r = 1; r < all.length; r++) combine(op, recv, all[r]!);
+  }
+
+  async reduceScatter(send: CollectiveArray, recv: CollectiveArray, op: ReduceOp): Promise<void> {
+    const n = recv.length;
+    const all = await this.exchange(
+      "reduceScatter",
+      this.members.map((_, j) => shared(send, j * n, (j + 1) * n)),
+    );
+    recv.set(all[0]!);
+    for (let r = 1; r < all.length; r++) combine(op, recv, all[r]!);
+  }
+
+  async allGather(send: CollectiveArray, recv: CollectiveArray): Promise<void> {
+    const mine = shared(send);
+    const all = await this.exchange(
+      "allGather",
+      this.members.map(() => mine),
+    );
+    all.forEach((a, r) => {
+      recv.set(a!, r * send.length);
+    });
+  }
+
+  async allToAll(send: CollectiveArray, recv: CollectiveArray): Promise<void> {
+    const n = send.length / this.size;
+    const all = await this.exchange(
+      "allToAll",
+      this.members.map((_, j) => shared(send, j * n, (j + 1) * n)),
+    );
+    all.forEach((a, r) => {
+      recv.set(a!, r * n);
+    });
+  }
+
+  async allToAllV(
+    send: CollectiveArray,
+    sendCounts: Int32Array,
+    sendDispls: Int32Array,
+    recv: CollectiveArray,
+    recvCounts: Int32Array,
+    recvDispls: Int32Array,
+  ): Promise<void> {
+    const all = await this.exchange(
+      "allToAllV",
+      this.members.map((_, j) => shared(send, sendDispls[j]!, sendDispls[j]! + sendCounts[j]!)),
+    );
+    all.forEach((a, r) => {
+      if (a!.length !== recvCounts[r]) {
+        throw new ParallelError(
+          "COMM_FAILED",
+          `allToAllV: rank ${r} sent ${a!.length} elements, this rank expected ${recvCounts[r]}`,
+        );
+      }
+      recv.set(a!, recvDispls[r]!);
+    });
+  }
+
+  async broadcast(buf: CollectiveArray, root: number): Promise<void> {
+    const parts = this.members.map(() => (this.rank === root ? shared(buf) : null));
+    const all = await this.exchange("broadcast", parts);
+    if (this.rank !== root) buf.set(all[root]!);
+  }
+
+  async barrier(): Promise<void> {
+    await this.exchange(
+      "barrier",
+      this.members.map(() => null),
+    );
+  }
+
+  async split(color: number | null, key: number): Promise<Transport | null> {
+    const mine = Int32Array.of(color ?? -1, key);
+    const all = await this.exchange(
+      "split",
+      this.members.map(() => shared(mine)),
+    );
+    const n = ++this.splits;
+    if (color === null) return null;
+    const peers = all
+      .map((a, r) => ({ r, color: a![0]!, key: a![1]! }))
+      .filter((p) => p.color === color)
+      .sort((a, b) => a.key - b.key || a.r - b.r);
+    const members = peers.map((p) => this.members[p.r]!);
+    return new SimulatedTransport(
+      this.mailbox,
+      `${this.id}.${n}:${color}`,
+      members,
+      peers.findIndex((p) => p.r === this.rank),
+    );
+  }
+
+  free(): void {}
+}
