@@ -16,6 +16,9 @@ pnpm -s typecheck --output-logs=errors-only
 echo "== unit tests (every package)"
 pnpm -s test --output-logs=new-only
 
+echo "== MPI tests (real mpirun jobs, one at a time)"
+pnpm -s test:mpi
+
 echo "== without the native addon: everything still passes, native suites skipped with the reason"
 addon_dir=packages/kernels/build
 if [ -d "$addon_dir" ]; then

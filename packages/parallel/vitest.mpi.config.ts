@@ -5,6 +5,8 @@ import { definePackageConfig } from "@polymoe/vitest-config";
 export default definePackageConfig({
   test: {
     include: ["test-mpi/**/*.test.ts"],
+    // The preset includes test/**; mergeConfig concatenates lists, so exclude it here.
+    exclude: ["test/**", "**/node_modules/**"],
     maxWorkers: 1,
     fileParallelism: false,
     testTimeout: 120_000,

@@ -155,9 +155,9 @@ function requireAddon(): MpiAddon {
 /**
  * Initialises MPI (once per process, MPI_THREAD_MULTIPLE) and returns the world
  * communicator. Works under mpirun and as a singleton (a plain `node` process
- * is a world of one). At process exit MPI is finalised; if the process exits
- * with a non-zero code, the whole job is aborted instead (MPI_Abort), so peers
- * blocked in a collective with this rank do not hang.
+ * is a world of one). At a clean exit (code 0) MPI is finalised; a rank that
+ * exits non-zero skips MPI_Finalize, and mpirun then stops the whole job, so
+ * peers blocked in a collective with this rank do not hang.
  */
 export function mpiWorld(options: CommunicatorOptions = {}): { comm: Communicator; info: MpiInfo } {
   if (world) return { comm: world.comm, info: world.info };
@@ -173,8 +173,11 @@ export function mpiWorld(options: CommunicatorOptions = {}): { comm: Communicato
   process.on("exit", (code) => {
     const s = addon.state();
     if (!s.initialized || s.finalized) return;
-    if (code !== 0 && info.size > 1) addon.abort(code);
-    else addon.finalize();
+    // A failing rank must not finalize: MPI_Finalize waits for every peer, and
+    // peers blocked in a collective with this rank would never arrive. Exiting
+    // non-zero without finalizing makes mpirun stop the whole job (after Node
+    // has printed the error).
+    if (code === 0) addon.finalize();
   });
   world = { comm: new Comm(new MpiTransport(addon, 0), "world", options), info, addon };
   return { comm: world.comm, info };
