@@ -32,8 +32,14 @@ export async function main(argv: string[]): Promise<number> {
   }
   if (name !== "launch" && process.env.POLYMOE_LAUNCHED === "1") {
     // A rank of `polymoe launch`: rank and size come from MPI; only rank 0 keeps stdout.
-    const { initRankProcess } = await import("@polymoe/parallel");
-    initRankProcess();
+    const { initRankProcess, ParallelError } = await import("@polymoe/parallel");
+    try {
+      initRankProcess();
+    } catch (e) {
+      if (!(e instanceof ParallelError)) throw e;
+      console.error(`polymoe ${name}: ${e.message}`);
+      return 1;
+    }
   }
   const command = await entry.load();
   return command.run(rest);

@@ -1,20 +1,21 @@
 // `pnpm bench:comm`: allReduce and allToAll of 16 MiB float32 at 2 and 4 ranks
 // through our binding vs the same collectives from a small C program over the
-// same MPI (built here with mpicc into a temp dir). Runs alternate C / binding
-// for several rounds; each side's figure is its best per-run median. Ends with
-// one JSON line. Run under `flock /tmp/polymoe-bench.lock` on a shared machine.
+// same MPI (built here with mpicc into a temp dir). The binding runs twice: on
+// plain Float32Arrays and on commBuffer() memory (huge-page aligned, like the C
+// program's buffers). Runs alternate C / binding / binding for several rounds;
+// each side's figure is its best per-run median. Ends with one JSON line. Run under `flock /tmp/polymoe-bench.lock` on a shared machine.
 import { execFileSync, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
-import { mpiAvailability } from "../src/index.js";
+import { mpiAvailability, planLaunch } from "../src/index.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const BYTES = 16 * 2 ** 20;
 const ITERS = Number(process.env.BENCH_ITERS ?? 10);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 
 const avail = mpiAvailability();
 if (!avail.available) {
@@ -26,7 +27,6 @@ const dir = mkdtempSync(path.join(tmpdir(), "polymoe-bench-comm-"));
 const cBin = path.join(dir, "comm_c");
 execFileSync("mpicc", ["-O2", "-o", cBin, path.join(here, "comm.c")], { stdio: "inherit" });
 
-const root = process.getuid?.() === 0 ? ["--allow-run-as-root"] : [];
 const tsx = ["--conditions=@polymoe/source", "--import", "tsx"];
 
 interface Run {
@@ -35,19 +35,27 @@ interface Run {
   alltoall_s: number;
 }
 
-function mpirun(np: number, cmd: string[]): Run {
-  const r = spawnSync(
-    "mpirun",
-    ["--oversubscribe", "--bind-to", "none", ...root, "-np", String(np), ...cmd],
-    {
-      encoding: "utf8",
-      env: { ...process.env, POLYMOE_NUM_THREADS: "1", OMP_NUM_THREADS: "1", OPENBLAS_NUM_THREADS: "1" },
-      cwd: path.resolve(here, ".."),
+/** Both sides start exactly as `polymoe launch` would start them (same mpirun flags and binding). */
+function mpirun(np: number, cmd: string[], extraEnv: Record<string, string> = {}): Run {
+  const plan = planLaunch({
+    ranks: np,
+    command: cmd,
+    env: {
+      ...process.env,
+      POLYMOE_NUM_THREADS: "1",
+      OMP_NUM_THREADS: "1",
+      OPENBLAS_NUM_THREADS: "1",
+      ...extraEnv,
     },
-  );
+  });
+  const r = spawnSync(plan.file, plan.args, {
+    encoding: "utf8",
+    env: plan.env,
+    cwd: path.resolve(here, ".."),
+  });
   const line = r.stdout.trim().split("\n").pop() ?? "";
   if (r.status !== 0 || !line.startsWith("{")) {
-    throw new Error(`mpirun ${cmd.join(" ")} failed (${r.status}):\n${r.stdout}\n${r.stderr}`);
+    throw new Error(`mpirun ${plan.args.join(" ")} failed (${r.status}):\n${r.stdout}\n${r.stderr}`);
   }
   return JSON.parse(line) as Run;
 }
@@ -58,23 +66,27 @@ const rows: string[] = [];
 for (const np of [2, 4]) {
   const c: Run[] = [];
   const js: Run[] = [];
+  const jsHuge: Run[] = [];
+  const node = [process.execPath, ...tsx, path.join(here, "comm_rank.ts"), String(BYTES), String(ITERS)];
   for (let round = 0; round < ROUNDS; round++) {
     c.push(mpirun(np, [cBin, String(BYTES), String(ITERS)]));
-    js.push(
-      mpirun(np, [process.execPath, ...tsx, path.join(here, "comm_rank.ts"), String(BYTES), String(ITERS)]),
-    );
+    js.push(mpirun(np, node));
+    jsHuge.push(mpirun(np, node, { POLYMOE_BENCH_HUGE: "1" }));
     process.stderr.write(`np=${np} round ${round + 1}/${ROUNDS} done\n`);
   }
   for (const kind of ["allreduce", "alltoall"] as const) {
     const key = `${kind}_s` as const;
-    const cBest = Math.min(...c.map((r) => r[key]));
-    const jsBest = Math.min(...js.map((r) => r[key]));
+    const best = (runs: Run[]) => Math.min(...runs.map((r) => r[key]));
+    const [cBest, jsBest, hugeBest] = [best(c), best(js), best(jsHuge)];
     const bytes = js[0]!.bytes;
+    const ms = (s: number) => `${(s * 1e3).toFixed(2)} ms`;
     figures[`${kind}_gbps_np${np}`] = gbps(bytes, jsBest);
     figures[`${kind}_c_gbps_np${np}`] = gbps(bytes, cBest);
+    figures[`${kind}_commbuf_gbps_np${np}`] = gbps(bytes, hugeBest);
     figures[`${kind}_ratio_np${np}`] = Math.round((cBest / jsBest) * 1000) / 1000;
+    figures[`${kind}_commbuf_ratio_np${np}`] = Math.round((cBest / hugeBest) * 1000) / 1000;
     rows.push(
-      `| ${kind} 16 MiB | ${np} | ${(jsBest * 1e3).toFixed(2)} ms | ${(cBest * 1e3).toFixed(2)} ms | ${gbps(bytes, jsBest)} | ${gbps(bytes, cBest)} | **${(cBest / jsBest).toFixed(2)}** |`,
+      `| ${kind} 16 MiB | ${np} | ${ms(jsBest)} | ${ms(hugeBest)} | ${ms(cBest)} | ${gbps(bytes, jsBest)} | ${gbps(bytes, hugeBest)} | ${gbps(bytes, cBest)} | **${(cBest / jsBest).toFixed(2)}** | **${(cBest / hugeBest).toFixed(2)}** |`,
     );
   }
 }
@@ -83,8 +95,10 @@ rmSync(dir, { recursive: true, force: true });
 console.log(
   `bench:comm — median of ${ITERS} iterations per run, best of ${ROUNDS} alternating runs per side`,
 );
-console.log("| collective | ranks | binding | C | binding GB/s | C GB/s | binding / C |");
-console.log("| --- | --- | --- | --- | --- | --- | --- |");
+console.log(
+  "| collective | ranks | binding (Float32Array) | binding (commBuffer) | C | binding GB/s | commBuffer GB/s | C GB/s | binding / C | commBuffer / C |",
+);
+console.log("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
 for (const r of rows) console.log(r);
 console.log(
   "(GB/s = bytes of one rank's buffer / time; the MoE layer's compute/communication split at EP=2 needs the MoE layer and is not measured yet)",

@@ -2,15 +2,18 @@
 // collectives, sizes and timing rule as bench/comm.c, through @polymoe/parallel
 // as a user calls it (Promise API, argument checks on).
 // usage: comm_rank.ts BYTES ITERS; rank 0 prints one JSON line of median seconds.
-import { mpiWorld, mpiWtime } from "../src/index.js";
+import { commBuffer, mpiWorld, mpiWtime } from "../src/index.js";
 
-const { comm: world } = mpiWorld();
+// POLYMOE_BENCH_CHECKS=0 measures without the cross-rank argument checks.
+const { comm: world } = mpiWorld({ checks: process.env.POLYMOE_BENCH_CHECKS !== "0" });
 const p = world.size;
 const bytes = Number(process.argv[2] ?? 16 * 2 ** 20);
 const iters = Number(process.argv[3] ?? 10);
 const n = Math.floor(bytes / 4 / p) * p;
-const send = new Float32Array(n);
-const recv = new Float32Array(n);
+// POLYMOE_BENCH_HUGE=1: buffers from commBuffer() (2 MiB-aligned, huge pages) instead of plain arrays.
+const huge = process.env.POLYMOE_BENCH_HUGE === "1";
+const send = huge ? commBuffer(n) : new Float32Array(n);
+const recv = huge ? commBuffer(n) : new Float32Array(n);
 for (let i = 0; i < n; i++) send[i] = world.rank + (i % 7);
 
 async function timed(kind: "allreduce" | "alltoall"): Promise<number> {

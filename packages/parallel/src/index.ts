@@ -61,7 +61,15 @@ export {
   type RankFailure,
 } from "./launch.js";
 export { createLocalCommunicator } from "./local.js";
-export { finalizeMpi, type MpiInfo, mpiAddonPath, mpiAvailability, mpiWorld, mpiWtime } from "./mpi.js";
+export {
+  commBuffer,
+  finalizeMpi,
+  type MpiInfo,
+  mpiAddonPath,
+  mpiAvailability,
+  mpiWorld,
+  mpiWtime,
+} from "./mpi.js";
 export { initRankProcess, isLaunchedRank, type RankProcess } from "./rank_process.js";
 export { type RankFunction, runSimulated, type SimulatedRunOptions } from "./simulated.js";
 export { flatOffsets, partitionFlat, ZeroGroup, type ZeroGroupOptions, type ZeroPartition } from "./zero.js";

@@ -114,9 +114,6 @@ export function planLaunch(options: LaunchOptions): LaunchPlan {
     args.push("--oversubscribe");
     notes.push(`${ranks} ranks on ${cores} cores: --oversubscribe`);
   }
-  // Binding several ranks to the same core helps nobody on a shared host; the
-  // thread budget below keeps ranks x threads <= cores instead.
-  args.push("--bind-to", "none");
   if (root) {
     args.push("--allow-run-as-root");
     notes.push("running as root: --allow-run-as-root");
@@ -130,6 +127,17 @@ export function planLaunch(options: LaunchOptions): LaunchPlan {
   } else {
     threadsPerRank = Math.max(1, Math.floor(cores / ranksPerHost));
     notes.push(`threads per rank: ${threadsPerRank} = ${cores} cores / ${ranksPerHost} ranks per host`);
+  }
+  // Process binding. On this host, not oversubscribed: each rank gets its own
+  // threadsPerRank cores (slot:PE=t, bind to core) — unbound ranks migrate and
+  // MPI's shared-memory transfers slow down several-fold. Oversubscribed ranks
+  // cannot own cores: no binding. With a hostfile Open MPI's defaults apply.
+  if (options.hostfile === undefined) {
+    if (args.includes("--oversubscribe") || ranks * threadsPerRank > cores) args.push("--bind-to", "none");
+    else {
+      args.push("--map-by", `slot:PE=${threadsPerRank}`, "--bind-to", "core");
+      notes.push(`binding: each rank to its own ${threadsPerRank} core${threadsPerRank > 1 ? "s" : ""}`);
+    }
   }
   env.POLYMOE_NUM_THREADS = String(threadsPerRank);
   env.OMP_NUM_THREADS = String(threadsPerRank);
@@ -215,7 +223,9 @@ export async function launch(
   return new Promise<number>((resolve) => {
     const child = spawn(plan.file, plan.args, {
       env: plan.env,
-      stdio: ["inherit", "pipe", "pipe"],
+      // Own process group (so the whole job can be signalled) and no stdin: a
+      // background process group reading the terminal would be stopped.
+      stdio: ["ignore", "pipe", "pipe"],
       detached: true,
     });
     let tail = "";

@@ -13,6 +13,8 @@ import type { ZeroArgs, zeroTrain } from "../test/ranks/zero.js";
 import { mpiReady, runRanks } from "./mpirun.js";
 
 type Suite = {
+  eventLoopTicks: number;
+  hugeBufferSum: number[];
   collectives: Record<string, unknown>;
   exchange: Awaited<ReturnType<typeof exchange>>;
   train: Awaited<ReturnType<typeof trainStep>>[];
@@ -57,6 +59,7 @@ describe.skipIf(!ready.ok)(`MPI binding${ready.note}`, () => {
     expect(info).toMatchObject({ rank: 0, size: 1, threadMultiple: true });
     expect(info.library).toMatch(/Open MPI|MPICH/);
     checkCollectives([value.collectives], 1);
+    expect(value.hugeBufferSum).toEqual([1, 1]);
     checkExchange([value.exchange]);
   });
 
@@ -71,6 +74,10 @@ describe.skipIf(!ready.ok)(`MPI binding${ready.note}`, () => {
       job.results.map((r) => r.value.collectives),
       np,
     );
+    const tri = (np * (np + 1)) / 2;
+    for (const r of job.results) expect(r.value.hugeBufferSum).toEqual([tri, tri]);
+    // Rank 0 waited ~300 ms inside allReduce with its event loop running (10 ms timer).
+    expect(job.results[0]!.value.eventLoopTicks).toBeGreaterThanOrEqual(8);
     checkExchange(job.results.map((r) => r.value.exchange));
     if (np === 4) {
       const ref = toyReference({ ...toy, ep: 1 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 
-import { createLocalCommunicator, ParallelError, runSimulated } from "../src/index.js";
+import { commBuffer, createLocalCommunicator, ParallelError, runSimulated } from "../src/index.js";
 import { checkCollectives, checkMismatches } from "./ranks/expectations.js";
 
 const ranks = (f: string) => new URL(`./ranks/${f}`, import.meta.url);
@@ -125,5 +125,20 @@ describe("simulated backend: bad input across ranks is an error on every rank, n
     await expect(
       runSimulated({ worldSize: 2, module: ranks("mismatch.ts"), export: "nope" }),
     ).rejects.toThrow(/has no exported function 'nope' \(functions: crash, mismatches, skip\)/);
+  });
+});
+
+describe("commBuffer", () => {
+  it("gives zeroed typed arrays of the asked type and length, usable by collectives", async () => {
+    const f = commBuffer(1000);
+    expect(f).toBeInstanceOf(Float32Array);
+    expect(f.length).toBe(1000);
+    expect(f.every((v) => v === 0)).toBe(true);
+    const i = commBuffer(3, Int32Array);
+    expect(i).toBeInstanceOf(Int32Array);
+    f.fill(2);
+    expect((await createLocalCommunicator().allReduce(f))[999]).toBe(2);
+    expect(commBuffer(0).length).toBe(0);
+    expect(() => commBuffer(-1)).toThrow("commBuffer: length must be a non-negative integer, got -1");
   });
 });

@@ -42,6 +42,7 @@ describe("launch planning", () => {
     expect(wide.threadsPerRank).toBe(8);
     expect(wide.args).toContain("--allow-run-as-root");
     expect(wide.args).not.toContain("--oversubscribe");
+    expect(wide.args.join(" ")).toMatch(/--allow-run-as-root --map-by slot:PE=8 --bind-to core -x/);
     expect(wide.env.POLYMOE_LOG_ALL_RANKS).toBe("1");
     expect(
       planLaunch({ ranks: 2, command: cmd, cores: 16, root: false, env: { POLYMOE_NUM_THREADS: "3" } })

@@ -20,9 +20,12 @@
 // rejected Promise carrying MPI's own error string instead of aborting.
 #include <dlfcn.h>
 #include <mpi.h>
+#include <sys/mman.h>
 #include <napi.h>
 
 #include <climits>
+#include <cstdlib>
+#include <cstring>
 #include <cstdint>
 #include <functional>
 #include <mutex>
@@ -283,6 +286,31 @@ Napi::Value Abort(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+/**
+ * allocBuffer(bytes) -> ArrayBuffer: zeroed memory, 2 MiB-aligned and advised
+ * for transparent huge pages. Communication buffers on huge pages make the
+ * kernel's single-copy transfers between ranks (CMA) several times faster
+ * than on 4 KiB pages. Freed when the ArrayBuffer is collected.
+ */
+Napi::Value AllocBuffer(const Napi::CallbackInfo& info) {
+  if (!info[0].IsNumber()) throw Napi::TypeError::New(info.Env(), "bytes must be a number");
+  double d = info[0].As<Napi::Number>().DoubleValue();
+  if (d < 0 || d > 1e12 || d != static_cast<double>(static_cast<std::int64_t>(d)))
+    throw Napi::RangeError::New(info.Env(), "bytes must be a non-negative integer");
+  size_t bytes = static_cast<size_t>(d);
+  if (bytes == 0) return Napi::ArrayBuffer::New(info.Env(), 0);
+  const size_t align = size_t{2} << 20;
+  size_t rounded = (bytes + align - 1) / align * align;
+  void* p = nullptr;
+  if (posix_memalign(&p, align, rounded) != 0 || p == nullptr)
+    throw Napi::Error::New(info.Env(), "allocBuffer: out of memory for " + std::to_string(bytes) + " bytes");
+#ifdef MADV_HUGEPAGE
+  madvise(p, rounded, MADV_HUGEPAGE);
+#endif
+  std::memset(p, 0, rounded);
+  return Napi::ArrayBuffer::New(info.Env(), p, bytes, [](Napi::Env, void* data) { std::free(data); });
+}
+
 Napi::Value Wtime(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), MPI_Wtime()); }
 
 // --- communicators ---------------------------------------------------------------
@@ -493,6 +521,7 @@ Napi::Object Module(Napi::Env env, Napi::Object exports) {
   exports.Set("finalize", Napi::Function::New(env, Finalize));
   exports.Set("abort", Napi::Function::New(env, Abort));
   exports.Set("wtime", Napi::Function::New(env, Wtime));
+  exports.Set("allocBuffer", Napi::Function::New(env, AllocBuffer));
   exports.Set("rank", Napi::Function::New(env, Rank));
   exports.Set("size", Napi::Function::New(env, Size));
   exports.Set("split", Napi::Function::New(env, Split));
