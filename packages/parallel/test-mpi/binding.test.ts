@@ -15,6 +15,7 @@ import { mpiReady, runRanks } from "./mpirun.js";
 type Suite = {
   eventLoopTicks: number;
   hugeBufferSum: number[];
+  nativeGuards: string[];
   collectives: Record<string, unknown>;
   exchange: Awaited<ReturnType<typeof exchange>>;
   train: Awaited<ReturnType<typeof trainStep>>[];
@@ -60,6 +61,18 @@ describe.skipIf(!ready.ok)(`MPI binding${ready.note}`, () => {
     expect(info.library).toMatch(/Open MPI|MPICH/);
     checkCollectives([value.collectives], 1);
     expect(value.hugeBufferSum).toEqual([1, 1]);
+    // The binding's own checks (below the Communicator's): JS errors, never a crash.
+    expect(value.nativeGuards).toEqual([
+      "RangeError: allReduce: recv has 3 elements, send has 4; they must be equal",
+      "TypeError: send must be a Float32Array, Float64Array or Int32Array, got Uint8Array",
+      "TypeError: allReduce: send is a Float32Array but recv is a Int32Array; both must have the same element type",
+      "RangeError: op must be 'sum', 'max' or 'min', got 'prod'",
+      "RangeError: communicator handle 99 is unknown or was freed",
+      "RangeError: allGather: send and recv share memory; pass separate arrays",
+      "RangeError: allToAllV: send block for rank 0 ends at 5 but the send buffer has 2 elements",
+      "RangeError: broadcast: root 1000 is not a rank of this communicator (size 1)",
+      "RangeError: the world communicator cannot be freed",
+    ]);
     checkExchange([value.exchange]);
   });
 

@@ -1,5 +1,7 @@
 // Rank functions that bundle several checks into one MPI job (each mpirun start costs seconds).
-import { type Communicator, commBuffer } from "../src/index.js";
+import { createRequire } from "node:module";
+
+import { type Communicator, commBuffer, mpiAddonPath } from "../src/index.js";
 import { collectives } from "../test/ranks/collectives.js";
 import { exchange } from "../test/ranks/moe.js";
 import type { ExchangeArgs } from "../test/ranks/moe_reference.js";
@@ -14,6 +16,7 @@ export async function suite(
   return {
     eventLoopTicks: await eventLoopDuringCollective(world),
     hugeBufferSum: await hugeBufferSum(world),
+    nativeGuards: nativeGuards(),
     collectives: await collectives(world),
     exchange: await exchange(world, args.exchange),
     train: await Promise.all(args.train.map((a) => trainStep(world, a))),
@@ -54,4 +57,47 @@ async function eventLoopDuringCollective(world: Communicator): Promise<number> {
   clearInterval(timer);
   world.resetStats(); // the collectives() check counts from zero
   return ticks;
+}
+
+/**
+ * The binding's own argument checks, called directly (bypassing the
+ * Communicator's): each bad call must throw a JS error before reaching MPI.
+ * Local to each rank, so nothing here is a collective.
+ */
+function nativeGuards(): string[] {
+  const addon = createRequire(import.meta.url)(mpiAddonPath()) as Record<
+    string,
+    (...a: unknown[]) => unknown
+  >;
+  const calls: (() => unknown)[] = [
+    () => addon.allReduce!(0, new Float32Array(4), new Float32Array(3), "sum"),
+    () => addon.allReduce!(0, new Uint8Array(4), new Uint8Array(4), "sum"),
+    () => addon.allReduce!(0, new Float32Array(4), new Int32Array(4), "sum"),
+    () => addon.allReduce!(0, new Float32Array(4), new Float32Array(4), "prod"),
+    () => addon.allReduce!(99, new Float32Array(4), new Float32Array(4), "sum"),
+    () => {
+      const b = new Float32Array(8);
+      return addon.allGather!(0, b.subarray(0, 4), b.subarray(2, 6));
+    },
+    () =>
+      addon.allToAllV!(
+        0,
+        new Float32Array(2),
+        Int32Array.of(5),
+        Int32Array.of(0),
+        new Float32Array(2),
+        Int32Array.of(2),
+        Int32Array.of(0),
+      ),
+    () => addon.broadcast!(0, new Float32Array(2), 1000),
+    () => addon.free!(0),
+  ];
+  return calls.map((f) => {
+    try {
+      f();
+      return "no error";
+    } catch (e) {
+      return `${(e as Error).name}: ${(e as Error).message}`;
+    }
+  });
 }
