@@ -1,8 +1,8 @@
 // The one configuration of @polymoe/parallel, validated once at the boundary.
+import { parseConfig } from "@polymoe/schema";
 import { z } from "zod";
 
 import type { Communicator } from "./communicator.js";
-import { ParallelError } from "./errors.js";
 import { createLocalCommunicator } from "./local.js";
 import { mpiWorld } from "./mpi.js";
 
@@ -33,53 +33,17 @@ export const parallelConfigSchema = z.strictObject({
 export type ParallelConfig = z.infer<typeof parallelConfigSchema>;
 export type ParallelConfigInput = z.input<typeof parallelConfigSchema>;
 
-function distance(a: string, b: string): number {
-  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array(b.length).fill(0)] as number[]);
-  for (let j = 1; j <= b.length; j++) d[0]![j] = j;
-  for (let i = 1; i <= a.length; i++) {
-    for (let j = 1; j <= b.length; j++) {
-      d[i]![j] = Math.min(
-        d[i - 1]![j]! + 1,
-        d[i]![j - 1]! + 1,
-        d[i - 1]![j - 1]! + (a[i - 1]!.toLowerCase() === b[j - 1]!.toLowerCase() ? 0 : 1),
-      );
-    }
-  }
-  return d[a.length]![b.length]!;
-}
-
-/** The valid name closest to `name`, if any is reasonably close. */
-export function nearestName(name: string, valid: readonly string[]): string | null {
-  let best: string | null = null;
-  let bestD = Number.POSITIVE_INFINITY;
-  for (const v of valid) {
-    const d = distance(name, v);
-    if (d < bestD) {
-      bestD = d;
-      best = v;
-    }
-  }
-  return best !== null && bestD <= Math.max(2, Math.floor(best.length / 3)) ? best : null;
-}
-
-/** Validates a parallel config; every problem is listed with its field, and unknown keys name the nearest valid one. */
-export function parseParallelConfig(input: unknown, source = "parallel config"): ParallelConfig {
-  const r = parallelConfigSchema.safeParse(input ?? {});
-  if (r.success) return r.data;
-  const valid = Object.keys(parallelConfigSchema.shape);
-  const lines = r.error.issues.map((issue) => {
-    if (issue.code === "unrecognized_keys") {
-      return issue.keys
-        .map((k) => {
-          const near = nearestName(k, valid);
-          return `unknown key '${k}'${near ? ` (did you mean '${near}'?)` : ""}; valid keys: ${valid.join(", ")}`;
-        })
-        .join("\n  ");
-    }
-    const path = issue.path.join(".") || "(root)";
-    return `${path}: ${issue.message}`;
-  });
-  throw new ParallelError("INVALID_CONFIG", `${source}:\n  ${lines.join("\n  ")}`);
+/**
+ * Validates a parallel config (strict: unknown keys fail with the nearest
+ * valid name). Throws @polymoe/schema's ConfigError, one line per problem,
+ * e.g. `parallel.zero_stage: unknown key (did you mean 'zeroStage'?)`.
+ */
+export function parseParallelConfig(input: unknown, source?: string): ParallelConfig {
+  return parseConfig(
+    parallelConfigSchema,
+    input ?? {},
+    source === undefined ? { prefix: "parallel" } : { prefix: "parallel", source },
+  );
 }
 
 /** Whether this process was started by mpirun (Open MPI, or a PMI-based launcher). */

@@ -8,8 +8,6 @@ export type ParallelErrorCode =
   | "RANK_MISMATCH"
   /** An impossible (worldSize, ep, tp, experts) combination. */
   | "INVALID_LAYOUT"
-  /** A configuration object failed validation. */
-  | "INVALID_CONFIG"
   /** A simulated rank waited too long for a peer. */
   | "TIMEOUT"
   /** The transport failed (an MPI error code, a crashed simulated rank). */

@@ -15,7 +15,6 @@ export {
   BACKEND_CHOICES,
   createWorld,
   launchedByMpirun,
-  nearestName,
   type ParallelConfig,
   type ParallelConfigInput,
   parallelConfigSchema,
