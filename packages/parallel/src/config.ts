@@ -48,7 +48,7 @@ export function parseParallelConfig(input: unknown, source?: string): ParallelCo
 
 /** Whether this process was started by mpirun (Open MPI, or a PMI-based launcher). */
 export function launchedByMpirun(env: NodeJS.ProcessEnv = process.env): boolean {
-  return env.OMPI_COMM_WORLD_SIZE !== undefined || env.PMIX_RANK !== undefined || env.PMI_RANK !== undefined;
+  return [env.OMPI_COMM_WORLD_SIZE, env.PMIX_RANK, env.PMI_RANK].some((v) => v !== undefined && v !== "");
 }
 
 /**

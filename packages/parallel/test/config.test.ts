@@ -29,6 +29,7 @@ describe("parallel config", () => {
   it("auto picks local outside mpirun", () => {
     expect(launchedByMpirun({})).toBe(false);
     expect(launchedByMpirun({ OMPI_COMM_WORLD_SIZE: "2" })).toBe(true);
+    expect(launchedByMpirun({ OMPI_COMM_WORLD_SIZE: "" })).toBe(false);
     if (!launchedByMpirun()) expect(createWorld({ backend: "auto", checks: true }).backend).toBe("local");
   });
 });
