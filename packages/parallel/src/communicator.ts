@@ -83,7 +83,7 @@ export interface Communicator {
   /** Calls counted on this communicator since creation or the last resetStats(). */
   stats(): CollectiveStats;
   resetStats(): void;
-  /** Releases the communicator (not the world). Collectives after free() reject. */
+  /** Releases the communicator (not the world) once its pending collectives settled. Collectives issued after free() reject. */
   free(): void;
 }
 
@@ -242,7 +242,9 @@ export class Comm implements Communicator {
   free(): void {
     if (this.freed) return;
     this.freed = true;
-    this.transport.free();
+    // Collectives already issued still run; the transport goes after the last one.
+    const transport = this.transport;
+    this.tail = this.tail.then(() => transport.free());
   }
 
   private where(kind: CollectiveName): string {

@@ -47,7 +47,14 @@ export async function collectives(world: Communicator) {
   out.subRank = sub!.rank;
   out.subSize = sub!.size;
   out.subName = sub!.name;
-  out.subSum = [...(await sub!.allReduce(Float32Array.of(r)))];
+  // free() right after issuing a collective: the collective still completes, later ones reject.
+  const pendingSum = sub!.allReduce(Float32Array.of(r));
+  sub!.free();
+  out.subSum = [...(await pendingSum)];
+  out.afterFree = await sub!.barrier().then(
+    () => "no error",
+    (e: { code: string }) => e.code,
+  );
   const none = await world.split({ color: r === 0 ? null : 1 });
   out.optOut = none === null ? "null" : `size ${none.size}`;
   // Several collectives in flight at once on one communicator keep their order.

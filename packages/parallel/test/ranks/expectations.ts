@@ -28,6 +28,7 @@ export function checkCollectives(res: Record<string, unknown>[], worldSize: numb
     expect(o.subRank).toBe([...same].reverse().indexOf(r)); // key = -rank reverses the order
     expect(o.subName).toBe("world/parity");
     expect(o.subSum).toEqual([same.reduce((a, b) => a + b, 0)]);
+    expect(o.afterFree).toBe("COMM_CLOSED");
     expect(o.optOut).toBe(r === 0 ? "null" : `size ${p - 1}`);
     expect(o.concurrent).toEqual([0, 1, 2, 3].map((k) => k * tri(p)));
     // allReduce, reduceScatter, allGather, allToAll, allToAllV, broadcast, barrier, split
