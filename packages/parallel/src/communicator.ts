@@ -9,6 +9,8 @@ export type CollectiveArray = Float32Array | Float64Array | Int32Array;
 export type ReduceOp = "sum" | "max" | "min";
 export type BackendName = "mpi" | "local" | "simulated";
 
+const SIG = 8; // int32 signature slots: kind, dtype, length, param, localError, seq, spare, spare
+
 export const COLLECTIVES = [
   "allReduce",
   "reduceScatter",
@@ -87,15 +89,39 @@ export interface Communicator {
   free(): void;
 }
 
-/** What a backend implements: raw data movement on validated arguments. */
+/**
+ * The cross-rank argument check fused into a collective: the transport first
+ * allGathers `sig` (8 int32 per rank) into `all`, then runs the collective only
+ * if every rank's signature agrees (slots 0-3 equal, slot 4 zero).
+ */
+export interface SignatureCheck {
+  sig: Int32Array;
+  all: Int32Array;
+}
+
+/**
+ * What a backend implements: raw data movement on validated arguments. Methods
+ * taking a `check` resolve to false (and move nothing) when the signatures
+ * disagree; Comm then reads `check.all` and throws the same error on every rank.
+ */
 export interface Transport {
   readonly backend: BackendName;
   readonly rank: number;
   readonly size: number;
-  allReduce(send: CollectiveArray, recv: CollectiveArray, op: ReduceOp): Promise<void>;
-  reduceScatter(send: CollectiveArray, recv: CollectiveArray, op: ReduceOp): Promise<void>;
-  allGather(send: CollectiveArray, recv: CollectiveArray): Promise<void>;
-  allToAll(send: CollectiveArray, recv: CollectiveArray): Promise<void>;
+  allReduce(
+    send: CollectiveArray,
+    recv: CollectiveArray,
+    op: ReduceOp,
+    check?: SignatureCheck,
+  ): Promise<boolean>;
+  reduceScatter(
+    send: CollectiveArray,
+    recv: CollectiveArray,
+    op: ReduceOp,
+    check?: SignatureCheck,
+  ): Promise<boolean>;
+  allGather(send: CollectiveArray, recv: CollectiveArray, check?: SignatureCheck): Promise<boolean>;
+  allToAll(send: CollectiveArray, recv: CollectiveArray, check?: SignatureCheck): Promise<boolean>;
   allToAllV(
     send: CollectiveArray,
     sendCounts: Int32Array,
@@ -104,10 +130,19 @@ export interface Transport {
     recvCounts: Int32Array,
     recvDispls: Int32Array,
   ): Promise<void>;
-  broadcast(buf: CollectiveArray, root: number): Promise<void>;
-  barrier(): Promise<void>;
+  broadcast(buf: CollectiveArray, root: number, check?: SignatureCheck): Promise<boolean>;
+  barrier(check?: SignatureCheck): Promise<boolean>;
   split(color: number | null, key: number): Promise<Transport | null>;
   free(): void;
+}
+
+/** Whether every rank's signature in `all` agrees with rank 0's and none flagged a local error. */
+export function signaturesAgree(all: Int32Array, size: number): boolean {
+  for (let r = 0; r < size; r++) {
+    if (all[r * SIG + 4] !== 0) return false;
+    for (let k = 0; k < 4; k++) if (all[r * SIG + k] !== all[k]) return false;
+  }
+  return true;
 }
 
 export interface CommunicatorOptions {
@@ -201,8 +236,6 @@ function sum(counts: Int32Array): number {
   return s;
 }
 
-const SIG = 8; // int32 signature slots: kind, dtype, length, param, localError, seq, spare, spare
-
 function emptyStats(): CollectiveStats {
   const s = {} as CollectiveStats;
   for (const k of COLLECTIVES) s[k] = { calls: 0, elements: 0, bytes: 0 };
@@ -265,7 +298,8 @@ export class Comm implements Communicator {
     kind: CollectiveName,
     sig: Int32Array,
     localError: string | null,
-    body: () => Promise<R>,
+    body: (check: SignatureCheck | undefined, where: string) => Promise<R>,
+    options: { fused: boolean } = { fused: true },
   ): Promise<R> {
     if (this.freed) {
       return Promise.reject(
@@ -273,12 +307,21 @@ export class Comm implements Communicator {
       );
     }
     this.seq++;
+    const seq = this.seq;
     const where = this.where(kind);
     const run = async (): Promise<R> => {
       try {
-        if (this.checks && this.size > 1) await this.agree(where, sig, localError);
-        else if (localError) throw new ParallelError("INVALID_ARGUMENT", `${where}: ${localError}`);
-        return await body();
+        let check: SignatureCheck | undefined;
+        if (this.checks && this.size > 1) {
+          sig[4] = localError ? 1 : 0;
+          sig[5] = seq;
+          // A rank with bad arguments must not hand them to the transport: it
+          // joins the signature exchange alone (the same allGather its peers
+          // run before their collective) and everyone throws.
+          if (localError || !options.fused) await this.agree(where, sig, localError);
+          else check = { sig, all: new Int32Array(SIG * this.size) };
+        } else if (localError) throw new ParallelError("INVALID_ARGUMENT", `${where}: ${localError}`);
+        return await body(check, where);
       } catch (e) {
         // Argument errors already name the collective; transport failures get the name here.
         if (e instanceof ParallelError && (e.code === "INVALID_ARGUMENT" || e.code === "RANK_MISMATCH"))
@@ -292,15 +335,25 @@ export class Comm implements Communicator {
     return p;
   }
 
+  /** After a fused collective refused to run: throws the error its signatures describe. */
+  private refused(where: string, check: SignatureCheck | undefined): never {
+    if (check) this.verify(where, check.all, null);
+    throw new ParallelError("COMM_FAILED", `${where}: the transport refused the collective without a reason`);
+  }
+
   /**
    * Exchanges signatures; throws the same error on every rank when any rank
    * reported a local error or the ranks disagree.
    */
   private async agree(where: string, sig: Int32Array, localError: string | null): Promise<void> {
     sig[4] = localError ? 1 : 0;
-    sig[5] = this.seq;
     const all = new Int32Array(SIG * this.size);
     await this.transport.allGather(sig, all);
+    this.verify(where, all, localError);
+  }
+
+  /** Throws (the same error on every rank) unless every signature in `all` agrees. */
+  private verify(where: string, all: Int32Array, localError: string | null): void {
     const at = (r: number, k: number) => all[r * SIG + k]!;
     const ranks = [...Array(this.size).keys()];
     const bad = ranks.filter((r) => at(r, 4) !== 0);
@@ -426,10 +479,10 @@ export class Comm implements Communicator {
     });
     if (!error) this.count("allReduce", buf);
     const sig = this.signature("allReduce", this.dtypeIndex(buf), this.length(buf), OP_CODES[op] ?? 0);
-    return this.enqueue("allReduce", sig, error, async () => {
+    return this.enqueue("allReduce", sig, error, async (check, where) => {
       if (this.size === 1) {
         if (out !== buf) out.set(buf);
-      } else await this.transport.allReduce(buf, out, op);
+      } else if (!(await this.transport.allReduce(buf, out, op, check))) this.refused(where, check);
       return out;
     });
   }
@@ -451,10 +504,10 @@ export class Comm implements Communicator {
     });
     if (!error) this.count("reduceScatter", send);
     const sig = this.signature("reduceScatter", this.dtypeIndex(send), this.length(send), OP_CODES[op] ?? 0);
-    return this.enqueue("reduceScatter", sig, error, async () => {
+    return this.enqueue("reduceScatter", sig, error, async (check, where) => {
       const o = out!;
       if (this.size === 1) o.set(send);
-      else await this.transport.reduceScatter(send, o, op);
+      else if (!(await this.transport.reduceScatter(send, o, op, check))) this.refused(where, check);
       return o;
     });
   }
@@ -468,10 +521,10 @@ export class Comm implements Communicator {
     });
     if (!error) this.count("allGather", send);
     const sig = this.signature("allGather", this.dtypeIndex(send), this.length(send), 0);
-    return this.enqueue("allGather", sig, error, async () => {
+    return this.enqueue("allGather", sig, error, async (check, where) => {
       const o = out!;
       if (this.size === 1) o.set(send);
-      else await this.transport.allGather(send, o);
+      else if (!(await this.transport.allGather(send, o, check))) this.refused(where, check);
       return o;
     });
   }
@@ -491,10 +544,10 @@ export class Comm implements Communicator {
     });
     if (!error) this.count("allToAll", send);
     const sig = this.signature("allToAll", this.dtypeIndex(send), this.length(send), 0);
-    return this.enqueue("allToAll", sig, error, async () => {
+    return this.enqueue("allToAll", sig, error, async (check, where) => {
       const o = out!;
       if (this.size === 1) o.set(send);
-      else await this.transport.allToAll(send, o);
+      else if (!(await this.transport.allToAll(send, o, check))) this.refused(where, check);
       return o;
     });
   }
@@ -531,45 +584,51 @@ export class Comm implements Communicator {
     // here, and the counts against what peers really send below.
     const dt = this.dtypeIndex(send);
     const sig = this.signature("allToAllV", dt, 0, 0);
-    return this.enqueue("allToAllV", sig, error, async () => {
-      const where = this.where("allToAllV");
-      let recvCounts: Int32Array;
-      if (this.size === 1) recvCounts = sendCounts.slice();
-      else if (given && !this.checks) recvCounts = given;
-      else {
-        recvCounts = new Int32Array(this.size);
-        await this.transport.allToAll(sendCounts, recvCounts);
-      }
-      const outLen = sum(recvCounts);
-      let local: string | null = null;
-      const g = given as Int32Array | null;
-      if (g) {
-        const wrong = [...g.keys()].filter((i) => g[i] !== recvCounts[i]);
-        if (wrong.length > 0) {
-          local =
-            "recvCounts disagree with what the ranks send: " +
-            wrong.map((i) => `from rank ${i} expected ${g[i]}, it sends ${recvCounts[i]}`).join("; ");
+    return this.enqueue(
+      "allToAllV",
+      sig,
+      error,
+      async (_check, where) => {
+        let recvCounts: Int32Array;
+        if (this.size === 1) recvCounts = sendCounts.slice();
+        else if (given && !this.checks) recvCounts = given;
+        else {
+          recvCounts = new Int32Array(this.size);
+          await this.transport.allToAll(sendCounts, recvCounts);
         }
-      }
-      if (layout.out !== undefined && layout.out.length !== outLen) {
-        local ??= `out has ${layout.out.length} elements, needs ${outLen}${layout.out.length < outLen ? " (too small)" : ""}`;
-      }
-      if (this.checks && this.size > 1) await this.agree(where, this.signature("allToAllV", dt, 0, 0), local);
-      else if (local) throw new ParallelError("INVALID_ARGUMENT", `${where}: ${local}`);
-      const out = layout.out ?? allocLike(send, outLen);
-      if (this.size === 1) out.set(send);
-      else {
-        await this.transport.allToAllV(
-          send,
-          sendCounts,
-          prefix(sendCounts),
-          out,
-          recvCounts,
-          prefix(recvCounts),
-        );
-      }
-      return { data: out, recvCounts };
-    });
+        const outLen = sum(recvCounts);
+        let local: string | null = null;
+        const g = given as Int32Array | null;
+        if (g) {
+          const wrong = [...g.keys()].filter((i) => g[i] !== recvCounts[i]);
+          if (wrong.length > 0) {
+            local =
+              "recvCounts disagree with what the ranks send: " +
+              wrong.map((i) => `from rank ${i} expected ${g[i]}, it sends ${recvCounts[i]}`).join("; ");
+          }
+        }
+        if (layout.out !== undefined && layout.out.length !== outLen) {
+          local ??= `out has ${layout.out.length} elements, needs ${outLen}${layout.out.length < outLen ? " (too small)" : ""}`;
+        }
+        if (this.checks && this.size > 1)
+          await this.agree(where, this.signature("allToAllV", dt, 0, 0), local);
+        else if (local) throw new ParallelError("INVALID_ARGUMENT", `${where}: ${local}`);
+        const out = layout.out ?? allocLike(send, outLen);
+        if (this.size === 1) out.set(send);
+        else {
+          await this.transport.allToAllV(
+            send,
+            sendCounts,
+            prefix(sendCounts),
+            out,
+            recvCounts,
+            prefix(recvCounts),
+          );
+        }
+        return { data: out, recvCounts };
+      },
+      { fused: false },
+    );
   }
 
   broadcast<T extends CollectiveArray>(buf: T, options: { root?: number } = {}): Promise<T> {
@@ -590,8 +649,8 @@ export class Comm implements Communicator {
       this.length(buf),
       Number.isInteger(root) ? root : -1,
     );
-    return this.enqueue("broadcast", sig, error, async () => {
-      if (this.size > 1) await this.transport.broadcast(buf, root);
+    return this.enqueue("broadcast", sig, error, async (check, where) => {
+      if (this.size > 1 && !(await this.transport.broadcast(buf, root, check))) this.refused(where, check);
       return buf;
     });
   }
@@ -599,8 +658,8 @@ export class Comm implements Communicator {
   barrier(): Promise<void> {
     this.count("barrier");
     const sig = this.signature("barrier", null, 0, 0);
-    return this.enqueue("barrier", sig, null, async () => {
-      if (this.size > 1) await this.transport.barrier();
+    return this.enqueue("barrier", sig, null, async (check, where) => {
+      if (this.size > 1 && !(await this.transport.barrier(check))) this.refused(where, check);
     });
   }
 
@@ -621,9 +680,15 @@ export class Comm implements Communicator {
     this.count("split");
     const sig = this.signature("split", null, 0, 0);
     const name = `${this.name}/${options.name ?? `split${this.counts.split.calls}`}`;
-    return this.enqueue("split", sig, error, async () => {
-      const t = await this.transport.split(color, key);
-      return t ? new Comm(t, name, { checks: this.checks }) : null;
-    });
+    return this.enqueue(
+      "split",
+      sig,
+      error,
+      async () => {
+        const t = await this.transport.split(color, key);
+        return t ? new Comm(t, name, { checks: this.checks }) : null;
+      },
+      { fused: false },
+    );
   }
 }

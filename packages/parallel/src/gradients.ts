@@ -3,6 +3,7 @@
 import type { Communicator } from "./communicator.js";
 import { ParallelError } from "./errors.js";
 import type { ProcessGroups } from "./groups.js";
+import { commBuffer } from "./mpi.js";
 
 /** A run of consecutive gradients reduced by one allReduce. */
 export interface Bucket {
@@ -82,7 +83,7 @@ export async function allReduceBucketed(
     bucketElements,
   );
   const largest = Math.max(0, ...plan.filter((b) => !b.direct).map((b) => b.elements));
-  const buffers = [new Float32Array(largest), new Float32Array(plan.length > 1 ? largest : 0)];
+  const buffers = [commBuffer(largest), commBuffer(plan.length > 1 ? largest : 0)];
   const pending: Promise<void>[] = [];
   const scaleAll = (x: Float32Array) => {
     if (scale !== 1) for (let i = 0; i < x.length; i++) x[i]! *= scale;

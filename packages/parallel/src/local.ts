@@ -9,13 +9,25 @@ class LocalTransport implements Transport {
   readonly rank = 0;
   readonly size = 1;
   // Comm short-circuits every collective of a one-rank group; these are never reached.
-  async allReduce(): Promise<void> {}
-  async reduceScatter(): Promise<void> {}
-  async allGather(): Promise<void> {}
-  async allToAll(): Promise<void> {}
+  async allReduce(): Promise<boolean> {
+    return true;
+  }
+  async reduceScatter(): Promise<boolean> {
+    return true;
+  }
+  async allGather(): Promise<boolean> {
+    return true;
+  }
+  async allToAll(): Promise<boolean> {
+    return true;
+  }
   async allToAllV(): Promise<void> {}
-  async broadcast(): Promise<void> {}
-  async barrier(): Promise<void> {}
+  async broadcast(): Promise<boolean> {
+    return true;
+  }
+  async barrier(): Promise<boolean> {
+    return true;
+  }
   async split(color: number | null): Promise<Transport | null> {
     return color === null ? null : new LocalTransport();
   }

@@ -10,6 +10,7 @@ import {
   type Communicator,
   type CommunicatorOptions,
   type ReduceOp,
+  type SignatureCheck,
   type Transport,
 } from "./communicator.js";
 import { ParallelError } from "./errors.js";
@@ -39,10 +40,38 @@ interface MpiAddon {
   size(h: number): number;
   split(h: number, color: number, key: number): Promise<number>;
   free(h: number): void;
-  allReduce(h: number, send: CollectiveArray, recv: CollectiveArray, op: ReduceOp): Promise<number>;
-  reduceScatter(h: number, send: CollectiveArray, recv: CollectiveArray, op: ReduceOp): Promise<number>;
-  allGather(h: number, send: CollectiveArray, recv: CollectiveArray): Promise<number>;
-  allToAll(h: number, send: CollectiveArray, recv: CollectiveArray): Promise<number>;
+  // The optional trailing (sig, all) run the fused argument check; the Promise
+  // resolves to 0 when the collective ran, 1 when the signatures disagreed.
+  allReduce(
+    h: number,
+    send: CollectiveArray,
+    recv: CollectiveArray,
+    op: ReduceOp,
+    sig?: Int32Array,
+    all?: Int32Array,
+  ): Promise<number>;
+  reduceScatter(
+    h: number,
+    send: CollectiveArray,
+    recv: CollectiveArray,
+    op: ReduceOp,
+    sig?: Int32Array,
+    all?: Int32Array,
+  ): Promise<number>;
+  allGather(
+    h: number,
+    send: CollectiveArray,
+    recv: CollectiveArray,
+    sig?: Int32Array,
+    all?: Int32Array,
+  ): Promise<number>;
+  allToAll(
+    h: number,
+    send: CollectiveArray,
+    recv: CollectiveArray,
+    sig?: Int32Array,
+    all?: Int32Array,
+  ): Promise<number>;
   allToAllV(
     h: number,
     send: CollectiveArray,
@@ -52,8 +81,14 @@ interface MpiAddon {
     recvCounts: Int32Array,
     recvDispls: Int32Array,
   ): Promise<number>;
-  broadcast(h: number, buf: CollectiveArray, root: number): Promise<number>;
-  barrier(h: number): Promise<number>;
+  broadcast(
+    h: number,
+    buf: CollectiveArray,
+    root: number,
+    sig?: Int32Array,
+    all?: Int32Array,
+  ): Promise<number>;
+  barrier(h: number, sig?: Int32Array, all?: Int32Array): Promise<number>;
 }
 
 const FIX =
@@ -108,17 +143,27 @@ class MpiTransport implements Transport {
     this.rank = addon.rank(handle);
     this.size = addon.size(handle);
   }
-  async allReduce(send: CollectiveArray, recv: CollectiveArray, op: ReduceOp): Promise<void> {
-    await this.addon.allReduce(this.handle, send, recv, op);
+  async allReduce(
+    send: CollectiveArray,
+    recv: CollectiveArray,
+    op: ReduceOp,
+    check?: SignatureCheck,
+  ): Promise<boolean> {
+    return (await this.addon.allReduce(this.handle, send, recv, op, check?.sig, check?.all)) === 0;
   }
-  async reduceScatter(send: CollectiveArray, recv: CollectiveArray, op: ReduceOp): Promise<void> {
-    await this.addon.reduceScatter(this.handle, send, recv, op);
+  async reduceScatter(
+    send: CollectiveArray,
+    recv: CollectiveArray,
+    op: ReduceOp,
+    check?: SignatureCheck,
+  ): Promise<boolean> {
+    return (await this.addon.reduceScatter(this.handle, send, recv, op, check?.sig, check?.all)) === 0;
   }
-  async allGather(send: CollectiveArray, recv: CollectiveArray): Promise<void> {
-    await this.addon.allGather(this.handle, send, recv);
+  async allGather(send: CollectiveArray, recv: CollectiveArray, check?: SignatureCheck): Promise<boolean> {
+    return (await this.addon.allGather(this.handle, send, recv, check?.sig, check?.all)) === 0;
   }
-  async allToAll(send: CollectiveArray, recv: CollectiveArray): Promise<void> {
-    await this.addon.allToAll(this.handle, send, recv);
+  async allToAll(send: CollectiveArray, recv: CollectiveArray, check?: SignatureCheck): Promise<boolean> {
+    return (await this.addon.allToAll(this.handle, send, recv, check?.sig, check?.all)) === 0;
   }
   async allToAllV(
     send: CollectiveArray,
@@ -130,11 +175,11 @@ class MpiTransport implements Transport {
   ): Promise<void> {
     await this.addon.allToAllV(this.handle, send, sendCounts, sendDispls, recv, recvCounts, recvDispls);
   }
-  async broadcast(buf: CollectiveArray, root: number): Promise<void> {
-    await this.addon.broadcast(this.handle, buf, root);
+  async broadcast(buf: CollectiveArray, root: number, check?: SignatureCheck): Promise<boolean> {
+    return (await this.addon.broadcast(this.handle, buf, root, check?.sig, check?.all)) === 0;
   }
-  async barrier(): Promise<void> {
-    await this.addon.barrier(this.handle);
+  async barrier(check?: SignatureCheck): Promise<boolean> {
+    return (await this.addon.barrier(this.handle, check?.sig, check?.all)) === 0;
   }
   async split(color: number | null, key: number): Promise<Transport | null> {
     const h = await this.addon.split(this.handle, color ?? -1, key);
@@ -198,19 +243,21 @@ type ArrayKind = Float32ArrayConstructor | Float64ArrayConstructor | Int32ArrayC
 
 /**
  * A zeroed typed array for communication buffers (gradient buckets, ZeRO flat
- * buffers, all-to-all buffers): 2 MiB-aligned memory advised for transparent
- * huge pages when the MPI binding is available, which makes Open MPI's
- * single-copy transfers between ranks on one host faster; a plain typed array
- * otherwise. Does not initialise MPI.
+ * buffers, all-to-all buffers). Once MPI is initialised in this process
+ * (mpiWorld), the memory is 2 MiB-aligned and advised for transparent huge
+ * pages, which makes Open MPI's single-copy transfers between ranks of one host
+ * faster (docs/benchmarks.md); otherwise it is a plain typed array.
  */
-export function commBuffer(length: number, kind: ArrayKind = Float32Array): InstanceType<ArrayKind> {
+export function commBuffer<K extends ArrayKind = Float32ArrayConstructor>(
+  length: number,
+  kind: K = Float32Array as K,
+): InstanceType<K> {
   if (!Number.isInteger(length) || length < 0) {
     throw new ParallelError(
       "INVALID_ARGUMENT",
       `commBuffer: length must be a non-negative integer, got ${length}`,
     );
   }
-  const l = load();
-  if (!l.addon) return new kind(length);
-  return new kind(l.addon.allocBuffer(length * kind.BYTES_PER_ELEMENT));
+  if (!world) return new kind(length) as InstanceType<K>;
+  return new kind(world.addon.allocBuffer(length * kind.BYTES_PER_ELEMENT)) as InstanceType<K>;
 }

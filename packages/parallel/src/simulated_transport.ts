@@ -5,7 +5,13 @@
 // get bit-identical results.
 import type { MessagePort } from "node:worker_threads";
 
-import type { CollectiveArray, ReduceOp, Transport } from "./communicator.js";
+import {
+  type CollectiveArray,
+  type ReduceOp,
+  type SignatureCheck,
+  signaturesAgree,
+  type Transport,
+} from "./communicator.js";
 import { ParallelError } from "./errors.js";
 
 interface Packet {
@@ -133,7 +139,20 @@ export class SimulatedTransport implements Transport {
     return got.map((p) => p.d);
   }
 
-  async allReduce(send: CollectiveArray, recv: CollectiveArray, op: ReduceOp): Promise<void> {
+  /** The fused argument check: signature allGather, then whether to go on. */
+  private async checked(check: SignatureCheck | undefined): Promise<boolean> {
+    if (!check) return true;
+    await this.allGather(check.sig, check.all);
+    return signaturesAgree(check.all, this.size);
+  }
+
+  async allReduce(
+    send: CollectiveArray,
+    recv: CollectiveArray,
+    op: ReduceOp,
+    check?: SignatureCheck,
+  ): Promise<boolean> {
+    if (!(await this.checked(check))) return false;
     const mine = shared(send);
     const all = await this.exchange(
       "allReduce",
@@ -141,9 +160,16 @@ export class SimulatedTransport implements Transport {
     );
     recv.set(all[0]!);
     for (let r = 1; r < all.length; r++) combine(op, recv, all[r]!);
+    return true;
   }
 
-  async reduceScatter(send: CollectiveArray, recv: CollectiveArray, op: ReduceOp): Promise<void> {
+  async reduceScatter(
+    send: CollectiveArray,
+    recv: CollectiveArray,
+    op: ReduceOp,
+    check?: SignatureCheck,
+  ): Promise<boolean> {
+    if (!(await this.checked(check))) return false;
     const n = recv.length;
     const all = await this.exchange(
       "reduceScatter",
@@ -151,9 +177,11 @@ export class SimulatedTransport implements Transport {
     );
     recv.set(all[0]!);
     for (let r = 1; r < all.length; r++) combine(op, recv, all[r]!);
+    return true;
   }
 
-  async allGather(send: CollectiveArray, recv: CollectiveArray): Promise<void> {
+  async allGather(send: CollectiveArray, recv: CollectiveArray, check?: SignatureCheck): Promise<boolean> {
+    if (!(await this.checked(check))) return false;
     const mine = shared(send);
     const all = await this.exchange(
       "allGather",
@@ -162,9 +190,11 @@ export class SimulatedTransport implements Transport {
     all.forEach((a, r) => {
       recv.set(a!, r * send.length);
     });
+    return true;
   }
 
-  async allToAll(send: CollectiveArray, recv: CollectiveArray): Promise<void> {
+  async allToAll(send: CollectiveArray, recv: CollectiveArray, check?: SignatureCheck): Promise<boolean> {
+    if (!(await this.checked(check))) return false;
     const n = send.length / this.size;
     const all = await this.exchange(
       "allToAll",
@@ -173,6 +203,7 @@ export class SimulatedTransport implements Transport {
     all.forEach((a, r) => {
       recv.set(a!, r * n);
     });
+    return true;
   }
 
   async allToAllV(
@@ -198,17 +229,21 @@ export class SimulatedTransport implements Transport {
     });
   }
 
-  async broadcast(buf: CollectiveArray, root: number): Promise<void> {
+  async broadcast(buf: CollectiveArray, root: number, check?: SignatureCheck): Promise<boolean> {
+    if (!(await this.checked(check))) return false;
     const parts = this.members.map(() => (this.rank === root ? shared(buf) : null));
     const all = await this.exchange("broadcast", parts);
     if (this.rank !== root) buf.set(all[root]!);
+    return true;
   }
 
-  async barrier(): Promise<void> {
+  async barrier(check?: SignatureCheck): Promise<boolean> {
+    if (!(await this.checked(check))) return false;
     await this.exchange(
       "barrier",
       this.members.map(() => null),
     );
+    return true;
   }
 
   async split(color: number | null, key: number): Promise<Transport | null> {

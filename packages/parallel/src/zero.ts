@@ -12,6 +12,7 @@
 // over the expert-data-parallel group; both scale gradients by 1 / dp.
 import type { Communicator } from "./communicator.js";
 import { ParallelError } from "./errors.js";
+import { commBuffer } from "./mpi.js";
 
 export interface ZeroPartition {
   /** Real elements of the flat buffer. */
@@ -129,14 +130,14 @@ export class ZeroGroup {
     this.stage = stage;
     this.comm = comm;
     this.gradScale = gradScale;
-    this.params = new Float32Array(this.partition.paddedNumel);
-    this.grads = new Float32Array(this.partition.paddedNumel);
+    this.params = commBuffer(this.partition.paddedNumel);
+    this.grads = commBuffer(this.partition.paddedNumel);
     this.paramViews = sizes.map((n, i) => this.params.subarray(offsets[i]!, offsets[i]! + n));
     this.gradViews = sizes.map((n, i) => this.grads.subarray(offsets[i]!, offsets[i]! + n));
     const { start, end } = this.partition.ranges[comm.rank]!;
     this.shardStart = start;
     this.paramShard = this.params.subarray(start, end);
-    this.gradShard = stage === 1 ? this.grads.subarray(start, end) : new Float32Array(end - start);
+    this.gradShard = stage === 1 ? this.grads.subarray(start, end) : commBuffer(end - start);
   }
 
   /** Stage 1: allReduce of the whole gradient; stage 2: reduceScatter into gradShard. Then scales gradShard. */

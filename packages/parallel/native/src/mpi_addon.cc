@@ -182,6 +182,59 @@ int CommSize(MPI_Comm c) {
   return s;
 }
 
+// --- fused argument check -------------------------------------------------------
+//
+// The JS layer's cross-rank check (src/communicator.ts) exchanges an 8-int
+// signature per rank before each collective. Passing `sig` and `all` to a
+// collective runs that allGather and the comparison on the pool thread, right
+// before the collective itself: one trip through the libuv pool instead of two.
+// If any rank flagged a local error or the ranks disagree, every rank skips the
+// collective and the Promise resolves to 1 (JS then reads `all` and throws the
+// same error on every rank); otherwise it resolves to 0.
+
+constexpr int kSig = 8;
+
+struct Check {
+  bool on = false;
+  int* sig = nullptr;
+  int* all = nullptr;
+  Buf sigBuf, allBuf;
+};
+
+Check CheckArg(const Napi::CallbackInfo& info, size_t i, MPI_Comm c) {
+  Check k;
+  if (info.Length() <= i || info[i].IsUndefined() || info[i].IsNull()) return k;
+  k.sigBuf = Int32Arg(info, i, "sig");
+  k.allBuf = Int32Arg(info, i + 1, "all");
+  int p = CommSize(c);
+  if (k.sigBuf.length != kSig || k.allBuf.length != static_cast<std::int64_t>(kSig) * p)
+    throw Napi::RangeError::New(info.Env(), "sig must hold " + std::to_string(kSig) + " and all " +
+                                                std::to_string(kSig * p) + " int32 values");
+  k.sig = static_cast<int*>(k.sigBuf.data);
+  k.all = static_cast<int*>(k.allBuf.data);
+  k.on = true;
+  return k;
+}
+
+/** Signature allGather and comparison, then `op` if every rank agrees. */
+int Checked(const Check& k, MPI_Comm c, int* out, const std::function<int()>& op) {
+  *out = 0;
+  if (k.on) {
+    int rc = MPI_Allgather(k.sig, kSig, MPI_INT, k.all, kSig, MPI_INT, c);
+    if (rc != MPI_SUCCESS) return rc;
+    int p = CommSize(c);
+    for (int r = 0; r < p; ++r) {
+      bool bad = k.all[r * kSig + 4] != 0;
+      for (int s = 0; s < 4 && !bad; ++s) bad = k.all[r * kSig + s] != k.all[s];
+      if (bad) {
+        *out = 1;
+        return MPI_SUCCESS;
+      }
+    }
+  }
+  return op();
+}
+
 /** One collective on the libuv pool; settles its Promise on the main thread. */
 class Work : public Napi::AsyncWorker {
  public:
@@ -192,6 +245,11 @@ class Work : public Napi::AsyncWorker {
         fn_(std::move(fn)) {}
 
   void Keep(const Buf& b) { keep_.push_back(Napi::Persistent(b.obj)); }
+  void Keep(const Check& k) {
+    if (!k.on) return;
+    Keep(k.sigBuf);
+    Keep(k.allBuf);
+  }
   Napi::Promise Start() {
     Queue();
     return deferred_.Promise();
@@ -376,8 +434,11 @@ Napi::Value AllReduce(const Napi::CallbackInfo& info) {
   void* rp = r.data;
   int n = static_cast<int>(s.length);
   MPI_Datatype t = s.type;
-  auto* w = new Work(info.Env(), "allReduce",
-                     [=](int*) { return MPI_Allreduce(sp, rp, n, t, op, c); });
+  Check k = CheckArg(info, 4, c);
+  auto* w = new Work(info.Env(), "allReduce", [=](int* out) {
+    return Checked(k, c, out, [=] { return MPI_Allreduce(sp, rp, n, t, op, c); });
+  });
+  w->Keep(k);
   w->Keep(s);
   w->Keep(r);
   return w->Start();
@@ -398,8 +459,11 @@ Napi::Value ReduceScatter(const Napi::CallbackInfo& info) {
   void *sp = s.data, *rp = r.data;
   int n = static_cast<int>(r.length);
   MPI_Datatype t = s.type;
-  auto* w = new Work(info.Env(), "reduceScatter",
-                     [=](int*) { return MPI_Reduce_scatter_block(sp, rp, n, t, op, c); });
+  Check k = CheckArg(info, 4, c);
+  auto* w = new Work(info.Env(), "reduceScatter", [=](int* out) {
+    return Checked(k, c, out, [=] { return MPI_Reduce_scatter_block(sp, rp, n, t, op, c); });
+  });
+  w->Keep(k);
   w->Keep(s);
   w->Keep(r);
   return w->Start();
@@ -419,7 +483,11 @@ Napi::Value AllGather(const Napi::CallbackInfo& info) {
   void *sp = s.data, *rp = r.data;
   int n = static_cast<int>(s.length);
   MPI_Datatype t = s.type;
-  auto* w = new Work(info.Env(), "allGather", [=](int*) { return MPI_Allgather(sp, n, t, rp, n, t, c); });
+  Check k = CheckArg(info, 3, c);
+  auto* w = new Work(info.Env(), "allGather", [=](int* out) {
+    return Checked(k, c, out, [=] { return MPI_Allgather(sp, n, t, rp, n, t, c); });
+  });
+  w->Keep(k);
   w->Keep(s);
   w->Keep(r);
   return w->Start();
@@ -440,7 +508,11 @@ Napi::Value AllToAll(const Napi::CallbackInfo& info) {
   void *sp = s.data, *rp = r.data;
   int n = static_cast<int>(s.length / p);
   MPI_Datatype t = s.type;
-  auto* w = new Work(info.Env(), "allToAll", [=](int*) { return MPI_Alltoall(sp, n, t, rp, n, t, c); });
+  Check k = CheckArg(info, 3, c);
+  auto* w = new Work(info.Env(), "allToAll", [=](int* out) {
+    return Checked(k, c, out, [=] { return MPI_Alltoall(sp, n, t, rp, n, t, c); });
+  });
+  w->Keep(k);
   w->Keep(s);
   w->Keep(r);
   return w->Start();
@@ -504,14 +576,20 @@ Napi::Value Broadcast(const Napi::CallbackInfo& info) {
   void* bp = b.data;
   int n = static_cast<int>(b.length);
   MPI_Datatype t = b.type;
-  auto* w = new Work(info.Env(), "broadcast", [=](int*) { return MPI_Bcast(bp, n, t, root, c); });
+  Check k = CheckArg(info, 3, c);
+  auto* w = new Work(info.Env(), "broadcast", [=](int* out) {
+    return Checked(k, c, out, [=] { return MPI_Bcast(bp, n, t, root, c); });
+  });
+  w->Keep(k);
   w->Keep(b);
   return w->Start();
 }
 
 Napi::Value Barrier(const Napi::CallbackInfo& info) {
   MPI_Comm c = CommArg(info, 0);
-  auto* w = new Work(info.Env(), "barrier", [=](int*) { return MPI_Barrier(c); });
+  Check k = CheckArg(info, 1, c);
+  auto* w = new Work(info.Env(), "barrier", [=](int* out) { return Checked(k, c, out, [=] { return MPI_Barrier(c); }); });
+  w->Keep(k);
   return w->Start();
 }
 
