@@ -4,6 +4,7 @@ import { fileURLToPath } from "node:url";
 import * as tf from "@tensorflow/tfjs-core";
 import { describe, expect, it } from "vitest";
 
+import { poolCapacityBytes } from "../src/backend.js";
 import { NATIVE_BACKEND_NAME, resolveNumThreads, setNumThreads, useBackend } from "../src/index.js";
 import { nativeAvailable, nativeInfo, skipNote } from "./helpers.js";
 
@@ -87,5 +88,18 @@ describe("threads", () => {
     expect((nativeInfo() as { threads: number }).threads).toBe(2);
     setNumThreads(1);
     expect(() => setNumThreads(0)).toThrow(/positive integer/);
+  });
+});
+
+describe("output buffer pool capacity", () => {
+  const GiB = 1024 ** 3;
+  it("defaults to a quarter of the machine's memory, shared by the MPI ranks on the host", () => {
+    expect(poolCapacityBytes({}, 24 * GiB)).toBe(6 * GiB);
+    expect(poolCapacityBytes({ OMPI_COMM_WORLD_LOCAL_SIZE: "4" }, 24 * GiB)).toBe(1.5 * GiB);
+  });
+  it("POLYMOE_POOL_MB overrides it; 0 disables reuse; junk falls back to the default", () => {
+    expect(poolCapacityBytes({ POLYMOE_POOL_MB: "512" }, 24 * GiB)).toBe(512 * 1024 * 1024);
+    expect(poolCapacityBytes({ POLYMOE_POOL_MB: "0" }, 24 * GiB)).toBe(0);
+    expect(poolCapacityBytes({ POLYMOE_POOL_MB: "lots" }, 24 * GiB)).toBe(6 * GiB);
   });
 });

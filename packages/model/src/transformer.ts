@@ -64,6 +64,25 @@ export interface ForwardContext {
   training: boolean;
   rng: Rng;
   step?: number;
+  /**
+   * Called with the wall time of each forward section ("embed", "attention",
+   * "ffn", "moe", "output"). Meaningful on synchronous backends (native, cpu),
+   * where ops run when called; benchmarks use it for time breakdowns.
+   */
+  timer?: (section: "embed" | "attention" | "ffn" | "moe" | "output", ms: number) => void;
+}
+
+/** Runs f, reporting its wall time to ctx.timer when there is one. */
+function timed<T>(
+  ctx: ForwardContext,
+  section: Parameters<NonNullable<ForwardContext["timer"]>>[0],
+  f: () => T,
+): T {
+  if (!ctx.timer) return f();
+  const t0 = performance.now();
+  const out = f();
+  ctx.timer(section, performance.now() - t0);
+  return out;
 }
 
 /** Routing statistics of one MoE layer in one forward pass. */
@@ -354,6 +373,22 @@ export class Transformer {
     reports: MoeReport[],
     losses: { aux: Tensor[]; z: Tensor[] },
   ): Tensor2D {
+    return timed(ctx, b.ffn.kind === "dense" ? "ffn" : "moe", () =>
+      this.ffnUntimed(b, h, L, B, tokenMask, taskIds, ctx, reports, losses),
+    );
+  }
+
+  private ffnUntimed(
+    b: Block,
+    h: Tensor2D,
+    L: number,
+    B: number,
+    tokenMask: Uint8Array,
+    taskIds: Partial<Record<TaskKey, Int32Array>>,
+    ctx: ForwardContext,
+    reports: MoeReport[],
+    losses: { aux: Tensor[]; z: Tensor[] },
+  ): Tensor2D {
     const c = this.config;
     if (b.ffn.kind === "dense") {
       const hidden = applyLinear(b.ffn.w1, h);
@@ -397,13 +432,17 @@ export class Transformer {
     const c = this.config;
     const { batch: B, srcLen: S } = batch;
     const mask = this.padMaskAdd(batch.srcMask, B, S);
-    let x = drop(this.embedTokens(batch.src, B, S, 0), c.dropout, ctx.training, ctx.rng);
+    let x = timed(ctx, "embed", () =>
+      drop(this.embedTokens(batch.src, B, S, 0), c.dropout, ctx.training, ctx.rng),
+    );
     for (const b of this.encoder) {
-      const a = b.self.apply(applyNorm(b.ln1, x, c.layerNormEps), B, S, mask, {
-        training: ctx.training,
-        rng: ctx.rng,
-        dropout: c.attentionDropout,
-      });
+      const a = timed(ctx, "attention", () =>
+        b.self.apply(applyNorm(b.ln1, x, c.layerNormEps), B, S, mask, {
+          training: ctx.training,
+          rng: ctx.rng,
+          dropout: c.attentionDropout,
+        }),
+      );
       x = add(x, drop(a.y, c.dropout, ctx.training, ctx.rng)) as Tensor2D;
       const f = this.ffn(
         b,
@@ -434,16 +473,22 @@ export class Transformer {
     const losses = { aux: [] as Tensor[], z: [] as Tensor[] };
     const enc = this.encodeRows(batch, ctx, reports, losses);
     const selfMask = add(this.causalMask(T), this.padMaskAdd(batch.tgtMask, B, T)) as Tensor4D;
-    let x = drop(this.embedTokens(batch.tgtIn, B, T, 0), c.dropout, ctx.training, ctx.rng);
+    let x = timed(ctx, "embed", () =>
+      drop(this.embedTokens(batch.tgtIn, B, T, 0), c.dropout, ctx.training, ctx.rng),
+    );
     for (const b of this.decoder) {
       const opts = { training: ctx.training, rng: ctx.rng, dropout: c.attentionDropout };
-      const a = b.self.apply(applyNorm(b.ln1, x, c.layerNormEps), B, T, selfMask, opts);
+      const a = timed(ctx, "attention", () =>
+        b.self.apply(applyNorm(b.ln1, x, c.layerNormEps), B, T, selfMask, opts),
+      );
       x = add(x, drop(a.y, c.dropout, ctx.training, ctx.rng)) as Tensor2D;
       const cross = b.cross as MultiHeadAttention;
-      const kv = cross.projectKV(enc.out, B, batch.srcLen);
-      const xa = cross.apply(applyNorm(b.lnCross as Norm, x, c.layerNormEps), B, T, enc.mask, {
-        ...opts,
-        kv,
+      const xa = timed(ctx, "attention", () => {
+        const kv = cross.projectKV(enc.out, B, batch.srcLen);
+        return cross.apply(applyNorm(b.lnCross as Norm, x, c.layerNormEps), B, T, enc.mask, {
+          ...opts,
+          kv,
+        });
       });
       x = add(x, drop(xa.y, c.dropout, ctx.training, ctx.rng)) as Tensor2D;
       const f = this.ffn(
@@ -459,7 +504,11 @@ export class Transformer {
       );
       x = add(x, drop(f, c.dropout, ctx.training, ctx.rng)) as Tensor2D;
     }
-    const logits = matMul(applyNorm(this.decNorm, x, c.layerNormEps), this.embed, false, true) as Tensor2D;
+    const logits = timed(
+      ctx,
+      "output",
+      () => matMul(applyNorm(this.decNorm, x, c.layerNormEps), this.embed, false, true) as Tensor2D,
+    );
     const sum = (ts: Tensor[]) =>
       ts.length === 0 ? scalar(0) : ts.length === 1 ? (ts[0] as Scalar) : (addN(ts) as Scalar);
     return { logits, auxLoss: sum(losses.aux), zLoss: sum(losses.z), moe: reports };

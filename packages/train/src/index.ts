@@ -31,6 +31,7 @@ export {
   type DevResult,
   evaluateLoss,
   type StepResult,
+  type StepTimings,
   type TrainBatch,
   Trainer,
   type TrainerOptions,

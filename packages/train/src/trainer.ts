@@ -128,6 +128,22 @@ export interface StepResult {
   tokens: number;
   skipped: boolean;
   moe: { layer: string; metrics: RoutingMetrics }[];
+  /** Wall time of the step's phases (milliseconds, summed over micro-batches). */
+  timings: StepTimings;
+}
+
+/**
+ * Where a step's time went. `forward` includes the loss; `backward` is the
+ * gradient computation that follows it; `sections` splits the forward by
+ * model part (see ForwardContext.timer). Exact on synchronous backends.
+ */
+export interface StepTimings {
+  data: number;
+  forward: number;
+  backward: number;
+  optimizer: number;
+  total: number;
+  sections: Partial<Record<"embed" | "attention" | "ffn" | "moe" | "output", number>>;
 }
 
 export interface TrainerOptions {
@@ -227,13 +243,22 @@ export class Trainer {
     let finite = true;
     const moe: { layer: string; metrics: RoutingMetrics }[] = [];
     const grads = new Map<string, Tensor>();
+    const stepStart = performance.now();
+    const timings: StepTimings = { data: 0, forward: 0, backward: 0, optimizer: 0, total: 0, sections: {} };
+    const timer = (section: keyof StepTimings["sections"], ms: number) => {
+      timings.sections[section] = (timings.sections[section] ?? 0) + ms;
+    };
     for (let micro = 0; micro < c.accumulate; micro++) {
+      const dataStart = performance.now();
       const next = this.opts.data.next();
       if (next.done)
         throw new TrainError("INVALID_ARGUMENT", "the batch source ended; training batches must be endless");
       const batch = next.value;
       if (batch.epoch !== undefined) this.epoch = batch.epoch;
       const mb = toModelBatch(batch);
+      const gradStart = performance.now();
+      timings.data += gradStart - dataStart;
+      let forwardMs = 0;
       let nll = 0;
       let microTokens = 0;
       let aux = 0;
@@ -241,14 +266,19 @@ export class Trainer {
       let reports: ForwardOutput["moe"] = [];
       // variableGrads disposes everything but the loss: read what is needed inside.
       const { value, grads: g } = variableGrads(() => {
-        const out = this.model.forward(mb, { training: true, rng: this.rng, step: this.step });
+        const out = this.model.forward(mb, { training: true, rng: this.rng, step: this.step, timer });
         const l = labelSmoothedCrossEntropy(out.logits, batch.tgtOutIds, batch.tgtMask, c.labelSmoothing);
         nll = l.nll.dataSync()[0] as number;
         aux = out.auxLoss.dataSync()[0] as number;
         z = out.zLoss.dataSync()[0] as number;
         microTokens = l.tokens;
         reports = out.moe;
-        return add(l.loss, add(mul(out.auxLoss, c.auxLossCoef), mul(out.zLoss, c.zLossCoef))) as Scalar;
+        const total = add(
+          l.loss,
+          add(mul(out.auxLoss, c.auxLossCoef), mul(out.zLoss, c.zLossCoef)),
+        ) as Scalar;
+        forwardMs = performance.now() - gradStart;
+        return total;
       }, names);
       const lossValue = value.dataSync()[0] as number;
       value.dispose();
@@ -268,7 +298,10 @@ export class Trainer {
         }
       });
       for (const t of Object.values(g)) t.dispose();
+      timings.forward += forwardMs;
+      timings.backward += performance.now() - gradStart - forwardMs;
     }
+    const optimizerStart = performance.now();
     // Accumulated gradients are summed; the average and the clipping factor are
     // applied inside the optimizer's update (one pass instead of two more).
     const gradNorm = globalNorm(grads.values()) / c.accumulate;
@@ -286,6 +319,9 @@ export class Trainer {
       this.step++;
     }
     for (const t of grads.values()) t.dispose();
+    const end = performance.now();
+    timings.optimizer = end - optimizerStart;
+    timings.total = end - stepStart;
     if (this.consecutiveBad >= c.maxBadSteps) {
       throw new TrainError(
         "NON_FINITE",
@@ -306,6 +342,7 @@ export class Trainer {
       tokens,
       skipped,
       moe,
+      timings,
     };
   }
 

@@ -113,6 +113,28 @@ describe.each(env.backends)("Trainer on %s", (backend) => {
     for (const m of [a, b1, b2]) m.dispose();
   });
 
+  it("reports where a step's time went: phases add up to the total, the forward split by model part", () =>
+    run(() => {
+      const model = new Transformer(tinyTaskMoe, { seed: 4, namespace: uniq("timings") });
+      const t = trainer(model, { maxSteps: 10, accumulate: 2, optimizer: fastOpt }, runDir());
+      const { timings } = t.trainStep();
+      const phases = timings.data + timings.forward + timings.backward + timings.optimizer;
+      for (const v of [timings.data, timings.forward, timings.backward, timings.optimizer]) {
+        expect(v).toBeGreaterThanOrEqual(0);
+      }
+      expect(phases).toBeLessThanOrEqual(timings.total + 1e-6);
+      expect(phases).toBeGreaterThan(0.8 * timings.total);
+      // tinyTaskMoe has attention, dense FFNs and MoE layers; parts of the forward sum below it.
+      const s = timings.sections;
+      expect(Object.keys(s).sort()).toEqual(["attention", "embed", "ffn", "moe", "output"]);
+      const parts = Object.values(s).reduce((a, b) => a + b, 0);
+      expect(parts).toBeLessThanOrEqual(timings.forward + 1e-6);
+      expect(s.attention).toBeGreaterThan(0);
+      expect(s.moe).toBeGreaterThan(0);
+      t.dispose();
+      model.dispose();
+    }));
+
   it("skips non-finite steps and stops with a clear message after maxBadSteps in a row", () =>
     run(() => {
       const model = new Transformer(tinyDense, { seed: 4, namespace: uniq("guard") });
