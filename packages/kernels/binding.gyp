@@ -13,6 +13,7 @@
         "native/src/slice.cc",
         "native/src/peak.cc",
         "native/src/moe.cc",
+        "native/src/grouped.cc",
         "native/src/optim.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

@@ -159,6 +159,31 @@ export interface NativeAddon {
     dest: Int32Array,
     dw: Float32Array,
   ): void;
+  /** y[r] = x[r] op(w[e]) + bias[e] over segments (start, rows, expert); uncovered rows zero. */
+  groupedMatMul(
+    x: Float32Array,
+    w: Float32Array,
+    bias: Float32Array | null,
+    segments: Int32Array,
+    rows: number,
+    E: number,
+    K: number,
+    N: number,
+    transposeW: boolean,
+    y: Float32Array,
+  ): void;
+  /** dw[e] = sum over e's segments of a_s^T g_s; db[e] = sum of g's rows of e (db may be null). */
+  groupedMatMulGradW(
+    a: Float32Array,
+    g: Float32Array,
+    segments: Int32Array,
+    rows: number,
+    E: number,
+    Ka: number,
+    Ng: number,
+    dw: Float32Array,
+    db: Float32Array | null,
+  ): void;
   /** Fused Adam/AdamW step in place over param, m, v (see native/src/optim.cc). */
   adamUpdate(
     param: Float32Array,

@@ -8,6 +8,12 @@ export {
   GeluGrad,
   type GeluGradInputs,
   type GeluInputs,
+  GroupedMatMul,
+  type GroupedMatMulAttrs,
+  GroupedMatMulGradW,
+  type GroupedMatMulGradWAttrs,
+  type GroupedMatMulGradWInputs,
+  type GroupedMatMulInputs,
   LayerNorm,
   type LayerNormAttrs,
   LayerNormGrad,
@@ -25,6 +31,7 @@ export {
 export { nativeAddon, nativeInfo, setNumThreads } from "./native.js";
 export { experimental_nativeValues } from "./native_values.js";
 export { gelu, geluComposite } from "./ops/gelu.js";
+export { groupedMatMul } from "./ops/grouped_matmul.js";
 export { layerNorm, layerNormComposite } from "./ops/layer_norm.js";
 export { logSoftmax } from "./ops/log_softmax.js";
 export { type MoePairs, moeCombine, moeDispatch } from "./ops/moe.js";

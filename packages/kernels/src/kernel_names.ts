@@ -49,3 +49,27 @@ export interface MoeCombineAttrs {
 /** dw[p] = <a[token[p]], b[dest[p]]> (0 for dropped pairs): the weight gradient of both. */
 export const MoePairDot = "polymoe.MoePairDot";
 export type MoePairDotInputs = Pick<NamedTensorInfoMap, "a" | "b" | "token" | "dest">;
+
+/**
+ * Grouped expert matmul over row segments (MegaBlocks-style): for each segment
+ * (start, rows, expert), y[r] = x[r] op(w[expert]) + bias[expert] for rows r in
+ * [start, start + rows); rows no segment covers are zero.
+ * x [R, K]; w [E, K, N] ([E, N, K] when transposeW); bias [E, N] (optional);
+ * segments int32 [S * 3] -> y [R, N].
+ */
+export const GroupedMatMul = "polymoe.GroupedMatMul";
+export type GroupedMatMulInputs = Pick<NamedTensorInfoMap, "x" | "w" | "bias" | "segments">;
+export interface GroupedMatMulAttrs {
+  transposeW: boolean;
+}
+
+/**
+ * Weight (and bias) gradient of GroupedMatMul: dw[e] = sum over the segments
+ * of expert e of a_s^T g_s, db[e] = the sum of g's rows of expert e.
+ * a [R, Ka], g [R, Ng], segments -> [dw [E, Ka, Ng], db [E, Ng]].
+ */
+export const GroupedMatMulGradW = "polymoe.GroupedMatMulGradW";
+export type GroupedMatMulGradWInputs = Pick<NamedTensorInfoMap, "a" | "g" | "segments">;
+export interface GroupedMatMulGradWAttrs {
+  numExperts: number;
+}

@@ -15,6 +15,7 @@ import { NATIVE_BACKEND_NAME, NativeBackend } from "./backend.js";
 import { KernelError } from "./errors.js";
 import { batchMatMulGradConfig } from "./gradients/BatchMatMul_grad.js";
 import { geluGradConfig } from "./gradients/Gelu_grad.js";
+import { groupedMatMulGradConfig } from "./gradients/Grouped_grad.js";
 import { layerNormGradConfig } from "./gradients/LayerNorm_grad.js";
 import { moeCombineGradConfig, moeDispatchGradConfig } from "./gradients/Moe_grad.js";
 import { batchMatMulKernel } from "./kernels/BatchMatMul.js";
@@ -22,6 +23,7 @@ import { binaryKernels } from "./kernels/binary.js";
 import { fusedMatMulKernel } from "./kernels/FusedMatMul.js";
 import { gatherV2Kernel } from "./kernels/GatherV2.js";
 import { geluGradKernel, geluKernel } from "./kernels/Gelu.js";
+import { groupedMatMulGradWKernel, groupedMatMulKernel } from "./kernels/grouped.js";
 import { layerNormGradKernel, layerNormKernel } from "./kernels/LayerNorm.js";
 import { moeCombineKernel, moeDispatchKernel, moePairDotKernel } from "./kernels/moe.js";
 import { padV2Kernel } from "./kernels/PadV2.js";
@@ -57,6 +59,8 @@ export const NATIVE_KERNELS: readonly NativeKernel[] = [
   moeDispatchKernel,
   moeCombineKernel,
   moePairDotKernel,
+  groupedMatMulKernel,
+  groupedMatMulGradWKernel,
 ];
 
 // LogSoftmax needs none of ours: @tensorflow/tfjs registers its gradient.
@@ -65,6 +69,7 @@ const GRADIENTS: readonly GradConfig[] = [
   layerNormGradConfig,
   moeDispatchGradConfig,
   moeCombineGradConfig,
+  groupedMatMulGradConfig,
 ];
 
 /**

@@ -2,7 +2,7 @@ import { Rng, type RouteContext } from "@polymoe/routers";
 import * as tf from "@tensorflow/tfjs-core";
 import { describe, expect, it } from "vitest";
 
-import { MoeLayer, type MoeLayerConfigInput } from "../src/index.js";
+import { MoeLayer, type MoeLayerConfigInput, packRows } from "../src/index.js";
 import { assertClose, assertNoLeak, env, finiteDifferences, onBackend, rand, take, uniq } from "./helpers.js";
 
 const ctx = (o: Partial<RouteContext> = {}): RouteContext => ({ training: true, rng: new Rng(3), ...o });
@@ -307,5 +307,22 @@ describe("MoeLayer config", () => {
           },
         ),
     ).toThrow(/numExperts \(6\) must be divisible by the expert-parallel world size \(4\)/);
+  });
+});
+
+describe("packRows", () => {
+  it("drops the capacity padding: each expert's kept rows back to back, in slot order", () => {
+    // E = 3, C = 3: expert 0 holds slots 0 and 2 (slot 1 empty), expert 1 none, expert 2 slot 0; one pair dropped.
+    const pairs = { token: Int32Array.from([0, 0, 1, 1, 2]), dest: Int32Array.from([2, 6, 0, -1, 8]) };
+    const p = packRows(pairs, 3, 3);
+    expect(Array.from(p.pairs.dest)).toEqual([1, 2, 0, -1, 3]);
+    expect(p.pairs.token).toBe(pairs.token);
+    expect(p.rows).toBe(4);
+    expect(Array.from(p.segments)).toEqual([0, 2, 0, 2, 0, 1, 2, 2, 2]);
+  });
+  it("keeps one (empty) row when every pair was dropped, so buffers are never zero-sized", () => {
+    const p = packRows({ token: Int32Array.from([0]), dest: Int32Array.from([-1]) }, 2, 4);
+    expect(p.rows).toBe(1);
+    expect(Array.from(p.segments)).toEqual([0, 0, 0, 0, 0, 1]);
   });
 });

@@ -5,6 +5,7 @@
 
 #include "blas.h"
 #include "eltwise.h"
+#include "grouped.h"
 #include "moe.h"
 #include "shape_ops.h"
 
@@ -413,6 +414,53 @@ Napi::Value MoePairDot(const Napi::CallbackInfo& info) {
   });
 }
 
+/** Segments as an Int32Array of (start, rows, expert) triples. */
+std::vector<polymoe::Segment> segments_arg(const Napi::CallbackInfo& info, size_t i) {
+  I32 raw = i32_arg(info, i, "segments");
+  if (raw.length % 3 != 0)
+    throw Napi::RangeError::New(info.Env(), "segments must hold (start, rows, expert) triples, got " +
+                                                std::to_string(raw.length) + " values");
+  std::vector<polymoe::Segment> out(static_cast<size_t>(raw.length / 3));
+  for (size_t s = 0; s < out.size(); ++s)
+    out[s] = {raw.data[3 * s], raw.data[3 * s + 1], raw.data[3 * s + 2]};
+  return out;
+}
+
+// groupedMatMul(x, w, bias|null, segments, rows, E, K, N, transW, y)
+Napi::Value GroupedMatMul(const Napi::CallbackInfo& info) {
+  F32 x = f32_arg(info, 0, "x"), w = f32_arg(info, 1, "w");
+  F32 b = f32_opt(info, 2, "bias");
+  auto seg = segments_arg(info, 3);
+  i64 rows = int_arg(info, 4, "rows"), E = int_arg(info, 5, "E"), K = int_arg(info, 6, "K"), N = int_arg(info, 7, "N");
+  bool trans_w = info[8].ToBoolean();
+  F32 y = f32_arg(info, 9, "y");
+  need(info, x.length, rows * K, "x");
+  need(info, w.length, E * K * N, "w");
+  if (b.data) need(info, b.length, E * N, "bias");
+  need(info, y.length, rows * N, "y");
+  return guarded(info, [&] {
+    polymoe::grouped_matmul(x.data, w.data, b.data, seg.data(), static_cast<i64>(seg.size()), rows, E, K, N, trans_w,
+                            y.data);
+  });
+}
+
+// groupedMatMulGradW(a, g, segments, rows, E, Ka, Ng, dw, db|null)
+Napi::Value GroupedMatMulGradW(const Napi::CallbackInfo& info) {
+  F32 a = f32_arg(info, 0, "a"), g = f32_arg(info, 1, "g");
+  auto seg = segments_arg(info, 2);
+  i64 rows = int_arg(info, 3, "rows"), E = int_arg(info, 4, "E"), Ka = int_arg(info, 5, "Ka"), Ng = int_arg(info, 6, "Ng");
+  F32 dw = f32_arg(info, 7, "dw");
+  F32 db = f32_opt(info, 8, "db");
+  need(info, a.length, rows * Ka, "a");
+  need(info, g.length, rows * Ng, "g");
+  need(info, dw.length, E * Ka * Ng, "dw");
+  if (db.data) need(info, db.length, E * Ng, "db");
+  return guarded(info, [&] {
+    polymoe::grouped_matmul_grad_w(a.data, g.data, seg.data(), static_cast<i64>(seg.size()), rows, E, Ka, Ng, dw.data,
+                                   db.data);
+  });
+}
+
 // adamUpdate(p, g, m, v, lr, beta1, beta2, eps, weightDecay, bias1, bias2, gradScale, decoupled)
 Napi::Value AdamUpdate(const Napi::CallbackInfo& info) {
   F32 p = f32_arg(info, 0, "param"), g = f32_arg(info, 1, "grad"), m = f32_arg(info, 2, "m"), v = f32_arg(info, 3, "v");
@@ -458,6 +506,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("moeDispatch", Napi::Function::New(env, MoeDispatch));
   exports.Set("moeCombine", Napi::Function::New(env, MoeCombine));
   exports.Set("moePairDot", Napi::Function::New(env, MoePairDot));
+  exports.Set("groupedMatMul", Napi::Function::New(env, GroupedMatMul));
+  exports.Set("groupedMatMulGradW", Napi::Function::New(env, GroupedMatMulGradW));
   exports.Set("adamUpdate", Napi::Function::New(env, AdamUpdate));
   exports.Set("sumSquares", Napi::Function::New(env, SumSquares));
   return exports;

@@ -1,10 +1,11 @@
-import { gelu } from "@polymoe/kernels";
+import { gelu, groupedMatMul } from "@polymoe/kernels";
 import {
   add,
   matMul,
   randomNormal,
   relu,
   reshape,
+  type Tensor2D,
   type Tensor3D,
   type Variable,
   variable,
@@ -12,9 +13,10 @@ import {
 } from "@tensorflow/tfjs-core";
 
 /**
- * E two-layer FFN experts evaluated together: one batched matmul per layer
- * over all local experts (no per-expert loop).
- * w1 [E, M, F], b1 [E, F], w2 [E, F, M], b2 [E, M]; input [E, C, M] -> [E, C, M].
+ * E two-layer FFN experts evaluated together, either as one batched matmul per
+ * layer over a capacity buffer [E, C, M] (`apply`), or as grouped matmuls over
+ * the rows each expert was actually routed (`applyGrouped`).
+ * w1 [E, M, F], b1 [E, F], w2 [E, F, M], b2 [E, M].
  */
 export class BatchedExperts {
   readonly w1: Variable;
@@ -57,6 +59,24 @@ export class BatchedExperts {
     let out = matMul(h, this.w2) as Tensor3D;
     if (this.b2) out = add(out, reshape(this.b2, [E, 1, M])) as Tensor3D;
     return out;
+  }
+
+  /**
+   * Grouped form: rows: <float32>[R, M] expert-buffer rows; segments:
+   * (start, rows, expert) triples saying which expert processes which rows
+   * (see groupedMatMul). Each expert runs only on its own rows, so cost follows
+   * the routed tokens, not the capacity. Rows no segment covers come out zero
+   * (the activation maps 0 to 0). Returns <float32>[R, M].
+   */
+  applyGrouped(rows: Tensor2D, segments: Int32Array): Tensor2D {
+    const h = groupedMatMul(
+      rows,
+      this.w1 as Tensor3D,
+      segments,
+      this.b1 ? { bias: this.b1 as Tensor2D } : {},
+    );
+    const a = (this.activation === "gelu" ? gelu(h) : relu(h)) as Tensor2D;
+    return groupedMatMul(a, this.w2 as Tensor3D, segments, this.b2 ? { bias: this.b2 as Tensor2D } : {});
   }
 
   variables(): Record<string, Variable> {

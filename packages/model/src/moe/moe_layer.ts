@@ -7,9 +7,12 @@
 //   2. dispatch     x [T, M] -> buf [E*C, M]               (index gather, no one-hot)
 //   3. all-to-all   buf [E, C, M] -> [E_local, W*C, M]     (identity at W = 1)
 //   4. experts      [E_local, W*C, M] -> same              (two batched matmuls)
+//   With all experts local (W = 1), steps 2-6 use the packed layout instead:
+//   buf [kept pairs, M] with each expert's rows back to back, and grouped
+//   matmuls that run each expert on its own rows only (see packRows).
 //   5. all-to-all   [E_local, W*C, M] -> [E, C, M]
 //   6. combine      [E*C, M] -> y [T, M]                   (weighted index scatter-add)
-import { gelu as geluOp, moeCombine, moeDispatch } from "@polymoe/kernels";
+import { gelu as geluOp, type MoePairs, moeCombine, moeDispatch } from "@polymoe/kernels";
 import { createRouter, type RouteContext, type Router, type Routing } from "@polymoe/routers";
 import { parseConfig } from "@polymoe/schema";
 import {
@@ -57,6 +60,32 @@ export interface ParameterGroups {
   expert: Variable[];
   /** Everything else (router, residual FFN): replicated over all data-parallel ranks. */
   dense: Variable[];
+}
+
+/**
+ * Packs a capacity layout (dest = expert * C + slot) without its padding: the
+ * kept rows of each expert back to back, in slot order. Returns the remapped
+ * pairs, the packed row count (at least 1, so buffers are never empty) and one
+ * (start, rows, expert) segment per expert for the grouped expert matmuls.
+ */
+export function packRows(
+  pairs: MoePairs,
+  E: number,
+  C: number,
+): { pairs: MoePairs; rows: number; segments: Int32Array } {
+  const occupied = new Uint8Array(E * C);
+  for (const d of pairs.dest) if (d >= 0) occupied[d] = 1;
+  const packedOf = new Int32Array(E * C);
+  const segments = new Int32Array(E * 3);
+  let next = 0;
+  for (let e = 0; e < E; e++) {
+    segments[3 * e] = next;
+    for (let r = e * C; r < (e + 1) * C; r++) if (occupied[r]) packedOf[r] = next++;
+    segments[3 * e + 1] = next - (segments[3 * e] as number);
+    segments[3 * e + 2] = e;
+  }
+  const dest = Int32Array.from(pairs.dest, (d) => (d >= 0 ? (packedOf[d] as number) : -1));
+  return { pairs: { token: pairs.token, dest }, rows: Math.max(1, next), segments };
 }
 
 export class MoeLayer {
@@ -136,16 +165,27 @@ export class MoeLayer {
     const E = this.config.numExperts;
     const C = routing.capacity;
     const y = tidy(() => {
-      // 2. dispatch
-      const buf = moeDispatch(x, routing.pairs, E * C);
-      // 3. all-to-all to the experts' ranks
-      const local = this.exchange.toExperts(reshape(buf, [E, C, M]) as Tensor3D);
-      // 4. experts
-      const out = this.experts.apply(local);
-      // 5. all-to-all back
-      const back = this.exchange.fromExperts(out);
-      // 6. combine
-      const moe = moeCombine(reshape(back, [E * C, M]) as Tensor2D, routing.pairs, T, routing.combineWeight);
+      let moe: Tensor2D;
+      if (this.exchange.worldSize === 1) {
+        // All experts local: pack the kept pairs' rows expert by expert with no
+        // capacity padding, and run each expert on its own rows only (cost
+        // follows the routed tokens: task routing fills few of many experts).
+        const packed = packRows(routing.pairs, E, C);
+        const buf = moeDispatch(x, packed.pairs, packed.rows);
+        const out = this.experts.applyGrouped(buf, packed.segments);
+        moe = moeCombine(out, packed.pairs, T, routing.combineWeight);
+      } else {
+        // 2. dispatch
+        const buf = moeDispatch(x, routing.pairs, E * C);
+        // 3. all-to-all to the experts' ranks
+        const local = this.exchange.toExperts(reshape(buf, [E, C, M]) as Tensor3D);
+        // 4. experts
+        const out = this.experts.apply(local);
+        // 5. all-to-all back
+        const back = this.exchange.fromExperts(out);
+        // 6. combine
+        moe = moeCombine(reshape(back, [E * C, M]) as Tensor2D, routing.pairs, T, routing.combineWeight);
+      }
       if (!this.residual) return moe;
       const r = this.residual;
       const dense = add(
