@@ -98,7 +98,11 @@ export function decode(model: Transformer, src: SourceBatch, opts: DecodeOptions
     const step = model.decodeStep(mem, state, input, rng);
     disposeState(state);
     state = step.state;
-    const lp = tidy(() => logSoftmax(step.logits).dataSync() as Float32Array);
+    // Not tidy(() => ....dataSync()): tidy walks whatever its function returns,
+    // element by element for a typed array ([rows, vocab] here).
+    const lpT = logSoftmax(step.logits);
+    const lp = lpT.dataSync() as Float32Array;
+    lpT.dispose();
     step.logits.dispose();
     const nextInput = new Int32Array(R).fill(opts.eos);
     const order = new Int32Array(R);

@@ -5,10 +5,14 @@ export interface ProgressFields {
   step: number;
   total: number;
   loss: number;
+  /** Training throughput (time spent evaluating and saving excluded). */
   tokensPerSecond: number;
   droppedPercent: number;
   lr: number;
+  /** Wall time of this session so far (evaluation and saving included). */
   seconds: number;
+  /** Steps taken in this session (the run may have resumed at a later step). */
+  stepsDone: number;
 }
 
 function duration(s: number): string {
@@ -27,15 +31,18 @@ const kilo = (x: number) => (x >= 1000 ? `${(x / 1000).toFixed(1)}k` : x.toFixed
 
 export class Progress {
   private lastLen = 0;
+  private lastPlain = Number.NEGATIVE_INFINITY;
 
   constructor(
     private readonly out: NodeJS.WriteStream = process.stdout,
     private readonly tty = Boolean(process.stdout.isTTY) && !process.env.CI,
+    /** Without a TTY, at most one line per this many seconds (and the last step's). */
+    private readonly plainEverySeconds = 5,
   ) {}
 
   update(f: ProgressFields): void {
     const frac = Math.min(1, f.step / f.total);
-    const eta = f.step > 0 ? (f.seconds / f.step) * (f.total - f.step) : Number.NaN;
+    const eta = f.stepsDone > 0 ? (f.seconds / f.stepsDone) * (f.total - f.step) : Number.NaN;
     const stats =
       `loss ${f.loss.toFixed(3)} | ${kilo(f.tokensPerSecond)} tok/s | dropped ${f.droppedPercent.toFixed(1)}% | ` +
       `lr ${f.lr.toExponential(2)} | ETA ${duration(eta)}`;
@@ -46,7 +53,8 @@ export class Progress {
       const line = `step ${f.step}/${f.total} [${bar}] ${stats}`;
       this.out.write(`\r${line}${" ".repeat(Math.max(0, this.lastLen - line.length))}`);
       this.lastLen = line.length;
-    } else {
+    } else if (f.seconds - this.lastPlain >= this.plainEverySeconds || f.step >= f.total) {
+      this.lastPlain = f.seconds;
       this.out.write(`step ${f.step}/${f.total} ${stats}\n`);
     }
   }

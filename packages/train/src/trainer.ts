@@ -439,6 +439,7 @@ export class Trainer {
     const start = performance.now();
     const startStep = this.step;
     let tokens = 0;
+    let trainMs = 0;
     let window = {
       loss: 0,
       nll: 0,
@@ -448,7 +449,7 @@ export class Trainer {
       tokens: 0,
       steps: 0,
       skipped: 0,
-      t: performance.now(),
+      time: { data: 0, forward: 0, backward: 0, optimizer: 0, total: 0 },
     };
     let moeAcc = new Map<string, MoeAccumulator>();
     let lastDev: DevResult | undefined;
@@ -457,6 +458,7 @@ export class Trainer {
       while (this.step < c.maxSteps && !this.stopRequested) {
         const r = this.trainStep();
         tokens += r.tokens;
+        trainMs += r.timings.total;
         window.loss += r.loss;
         window.nll += r.nll;
         window.aux += r.aux;
@@ -464,6 +466,8 @@ export class Trainer {
         window.gnorm += r.gradNorm;
         window.tokens += r.tokens;
         window.steps++;
+        for (const k of ["data", "forward", "backward", "optimizer", "total"] as const)
+          window.time[k] += r.timings[k];
         if (r.skipped) window.skipped++;
         this.accumulate(moeAcc, r.moe);
         const secs = (performance.now() - start) / 1000;
@@ -475,14 +479,14 @@ export class Trainer {
           step: this.step,
           total: c.maxSteps,
           loss: r.loss,
-          tokensPerSecond: tokens / Math.max(1e-9, secs),
+          tokensPerSecond: tokens / Math.max(1e-9, trainMs / 1000),
           droppedPercent: dropped,
           lr: r.lr,
-          seconds: secs * ((c.maxSteps - startStep) / Math.max(1, c.maxSteps - startStep)),
+          seconds: secs,
+          stepsDone: this.step - startStep,
         });
         if (!r.skipped && (this.step % c.logEvery === 0 || this.step === c.maxSteps)) {
           const n = window.steps;
-          const dt = (performance.now() - window.t) / 1000;
           this.log({
             kind: "train",
             step: this.step,
@@ -495,7 +499,9 @@ export class Trainer {
             gradNorm: window.gnorm / n,
             lr: r.lr,
             tokens: window.tokens,
-            tokensPerSecond: window.tokens / Math.max(1e-9, dt),
+            tokensPerSecond: window.tokens / Math.max(1e-9, window.time.total / 1000),
+            // Milliseconds per step by phase (training only; evaluation and saving excluded).
+            stepMs: Object.fromEntries(Object.entries(window.time).map(([k, v]) => [k, +(v / n).toFixed(1)])),
             skipped: window.skipped,
             skippedTotal: this.skippedSteps,
             moe: [...moeAcc].map(([layer, a]) => ({
@@ -516,7 +522,7 @@ export class Trainer {
             tokens: 0,
             steps: 0,
             skipped: 0,
-            t: performance.now(),
+            time: { data: 0, forward: 0, backward: 0, optimizer: 0, total: 0 },
           };
           moeAcc = new Map();
         }
