@@ -3,7 +3,7 @@
 
 import { logSoftmax } from "@polymoe/kernels";
 import { Rng } from "@polymoe/routers";
-import { dispose, tidy } from "@tensorflow/tfjs-core";
+import { dispose } from "@tensorflow/tfjs-core";
 
 import { ModelError } from "./errors.js";
 import type { DecoderState, EncoderMemory, ModelBatch, Transformer } from "./transformer.js";
