@@ -8,6 +8,8 @@ export interface TranslateOptions {
   lengthPenalty?: number;
   maxLenRatio?: number;
   maxLenOffset?: number;
+  /** Fewest output tokens before </s> may end a hypothesis (see DecodeOptions.minLength). */
+  minLength?: number;
   /** Sentences decoded together (sorted by length first, order restored after). */
   batchSize?: number;
   /** Source tokens kept, tag and </s> included (as in training). */
@@ -48,6 +50,7 @@ export function translate(
     lengthPenalty: opts.lengthPenalty ?? 1,
     maxLenRatio: opts.maxLenRatio ?? 1.5,
     maxLenOffset: opts.maxLenOffset ?? 10,
+    ...(opts.minLength !== undefined ? { minLength: opts.minLength } : {}),
   };
   for (let i = 0; i < order.length; i += batchSize) {
     const idx = order.slice(i, i + batchSize);

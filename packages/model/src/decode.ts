@@ -24,6 +24,12 @@ export interface DecodeOptions {
   maxLenOffset?: number;
   /** Forced tokens after bos, per sentence (e.g. a target-language tag). */
   prefix?: readonly Int32Array[];
+  /**
+   * Fewest output tokens (prefix included) before eos may be chosen (fairseq's
+   * --min-len). With maxLenRatio 0 and maxLenOffset = minLength every output
+   * has exactly that length: decoding benchmarks compare like for like.
+   */
+  minLength?: number;
 }
 
 export interface Hypothesis {
@@ -62,6 +68,7 @@ export function decode(model: Transformer, src: SourceBatch, opts: DecodeOptions
   const alpha = opts.lengthPenalty ?? 1;
   const ratio = opts.maxLenRatio ?? 1.5;
   const offset = opts.maxLenOffset ?? 10;
+  const minLength = opts.minLength ?? 0;
   const V = model.config.vocabSize;
   const B = src.batch;
   const rng = new Rng(1);
@@ -125,7 +132,9 @@ export function decode(model: Transformer, src: SourceBatch, opts: DecodeOptions
         }
         // Top 2K tokens of this row (2K so that K survive eos).
         const best: [number, number][] = [];
+        const eosBarred = t < minLength; // t tokens generated so far
         for (let v = 0; v < V; v++) {
+          if (eosBarred && v === opts.eos) continue;
           const s = lp[r * V + v] as number;
           if (best.length < 2 * K || s > (best[best.length - 1] as [number, number])[1]) {
             best.push([v, s]);

@@ -139,6 +139,34 @@ describe.each(env.backends)("decoding on %s", (backend) => {
       model.dispose();
     }));
 
+  it("minLength bars eos until that many tokens; with maxLenRatio 0 every output has exactly that length", () =>
+    run(() => {
+      const model = new Transformer(cfg, { seed: 7, namespace: uniq("minlen") });
+      const src = sources(
+        [
+          [3, 4, 5],
+          [4, 4],
+        ],
+        [0, 1],
+      );
+      for (const beamSize of [1, 3]) {
+        const out = decode(model, src, {
+          bos: BOS,
+          eos: EOS,
+          beamSize,
+          minLength: 6,
+          maxLenRatio: 0,
+          maxLenOffset: 6,
+        });
+        expect(out.map((h) => h.tokens.length)).toEqual([6, 6]);
+        for (const h of out) expect(Array.from(h.tokens)).not.toContain(EOS);
+      }
+      // minLength alone: outputs may run longer, never shorter.
+      const free = decode(model, src, { bos: BOS, eos: EOS, minLength: 4 });
+      for (const h of free) expect(h.tokens.length).toBeGreaterThanOrEqual(4);
+      model.dispose();
+    }));
+
   it("forces a prefix and strips it from the output", () =>
     run(() => {
       const model = new Transformer(cfg, { seed: 7, namespace: uniq("prefix") });

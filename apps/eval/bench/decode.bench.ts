@@ -1,0 +1,164 @@
+// pnpm bench:decode — greedy decoding throughput of a TokenMoE model, the same
+// architecture as a TaskMoE model, and the TaskMoE's extracted subnetwork for
+// one task, at batch 32 and batch 1, on real dev sentences, side by side in one
+// process (native backend).
+//
+//   pnpm bench:decode [--tokenmoe DIR] [--taskmoe DIR] [--direction en-fr]
+//                     [--length 32] [--sentences 64] [--train-steps 30] [--corpus DIR]
+//
+// Without --tokenmoe/--taskmoe, both models are trained here for --train-steps
+// steps from the `quick` config with 32 experts in the decoder's MoE layers
+// (top-2 of 32 on alternate layers, as in the TaskMoE paper): same encoder,
+// same expert shapes; only the decoder's router differs (token top-2 vs
+// target-language). Every output is forced to exactly --length tokens
+// (eos barred before it), so the three models decode the same number of
+// tokens whatever their quality. Last line: one JSON object of the figures.
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { parseArgs } from "node:util";
+
+import { readConfigFile, resolveRunConfig, runTraining } from "@polymoe/app-train";
+import { openCorpus } from "@polymoe/data";
+import { extractTask, type LoadedModel, loadModel, loadSplit, translate } from "@polymoe/eval";
+import { useBackend } from "@polymoe/kernels";
+
+const { values: args } = parseArgs({
+  options: {
+    tokenmoe: { type: "string" },
+    taskmoe: { type: "string" },
+    corpus: { type: "string", default: "runs/data/quick" },
+    direction: { type: "string", default: "en-fr" },
+    length: { type: "string", default: "32" },
+    sentences: { type: "string", default: "64" },
+    "b1-sentences": { type: "string", default: "16" },
+    "train-steps": { type: "string", default: "30" },
+    keep: { type: "boolean", default: false },
+  },
+});
+const L = Number(args.length);
+const nSentences = Number(args.sentences);
+const nB1 = Number(args["b1-sentences"]);
+const trainSteps = Number(args["train-steps"]);
+const [srcLang, tgtLang] = args.direction.split("-") as [string, string];
+
+const backend = await useBackend("native");
+console.log(`backend: ${backend.backend} — ${backend.detail}`);
+const work = mkdtempSync(path.join(tmpdir(), "polymoe-bench-decode-"));
+
+/** Trains the quick architecture with a 32-expert decoder routed by `router` for a few steps. */
+async function trainModel(kind: "tokenmoe" | "taskmoe"): Promise<string> {
+  const file = readConfigFile("quick");
+  const router =
+    kind === "taskmoe"
+      ? { type: "task", k: 2 }
+      : { type: "topk", k: 2, capacityFactor: 1.25, evalCapacityFactor: 2 };
+  const dir = path.join(work, kind);
+  const config = resolveRunConfig(
+    file.value,
+    {
+      data: { corpus: args.corpus },
+      model: { moe: { decoder: { numExperts: 32, taskKey: "target-language", router } } },
+      train: { maxSteps: trainSteps, evalEvery: 0, saveEvery: trainSteps, logEvery: Math.max(1, trainSteps) },
+      dev: { lossSentencesPerPair: 8, bleuSentencesPerPair: 0 },
+      run: { dir },
+    },
+    file.source,
+  );
+  console.log(`training the ${kind} model for ${trainSteps} steps (quick config, 32 decoder experts) ...`);
+  await runTraining(config, { log: () => {} });
+  return dir;
+}
+
+const tokenDir = args.tokenmoe ?? (await trainModel("tokenmoe"));
+const taskDir = args.taskmoe ?? (await trainModel("taskmoe"));
+const extractedDir = path.join(work, `extracted-${tgtLang}`);
+const extraction = await extractTask(taskDir, tgtLang, extractedDir);
+
+const models: Record<string, LoadedModel> = {
+  tokenmoe: await loadModel(tokenDir, { namespace: "bench.tokenmoe" }),
+  taskmoe_full: await loadModel(taskDir, { namespace: "bench.taskmoe" }),
+  taskmoe_extracted: await loadModel(extractedDir, { namespace: "bench.extracted" }),
+};
+const corpusDir = args.corpus;
+if (!existsSync(path.join(corpusDir, "manifest.json"))) throw new Error(`no corpus at ${corpusDir}`);
+const sets = await loadSplit(await openCorpus(corpusDir), "dev");
+const set = sets.find((s) => s.srcLang === srcLang && s.tgtLang === tgtLang);
+if (!set) {
+  throw new Error(
+    `--direction ${args.direction}: not in the dev split (${sets.map((s) => `${s.srcLang}-${s.tgtLang}`).join(", ")})`,
+  );
+}
+const sources = set.sources.slice(0, nSentences);
+
+const decoderParams = (m: LoadedModel) => {
+  let n = 0;
+  for (const [name, v] of m.model.variables()) if (name.startsWith("decoder.")) n += v.size;
+  return n;
+};
+
+/** Tokens per second decoding `sents` at batch size `batch`, every output exactly L tokens (best of reps). */
+function throughput(m: LoadedModel, sents: readonly string[], batch: number, reps = 2): number {
+  const run = () =>
+    translate(m.model, m.tokenizer, m.space, sents, srcLang, tgtLang, {
+      batchSize: batch,
+      beamSize: 1,
+      minLength: L,
+      maxLenRatio: 0,
+      maxLenOffset: L,
+    });
+  run(); // warm-up: buffers, JIT
+  let best = Number.POSITIVE_INFINITY;
+  for (let r = 0; r < reps; r++) {
+    const t0 = performance.now();
+    run();
+    best = Math.min(best, performance.now() - t0);
+  }
+  return (sents.length * L) / (best / 1000);
+}
+
+console.log(
+  `\ndecoding ${args.direction}: ${sources.length} dev sentences at batch 32, ${Math.min(nB1, sources.length)} at batch 1; every output ${L} tokens; greedy\n`,
+);
+const rows: [string, number, number, number, number][] = [];
+const figures: Record<string, number> = {};
+for (const [name, m] of Object.entries(models)) {
+  const b32 = throughput(m, sources, 32);
+  const b1 = throughput(m, sources.slice(0, nB1), 1, 1);
+  figures[`tokens_per_s_${name}_b32`] = +b32.toFixed(1);
+  figures[`tokens_per_s_${name}_b1`] = +b1.toFixed(1);
+  rows.push([name, m.model.numParameters(), decoderParams(m), b32, b1]);
+}
+console.log("model               params    decoder params   tok/s b32   tok/s b1");
+for (const [name, p, d, b32, b1] of rows) {
+  console.log(
+    `${name.padEnd(18)} ${p.toLocaleString("en-US").padStart(11)} ${d.toLocaleString("en-US").padStart(16)} ${b32.toFixed(0).padStart(11)} ${b1.toFixed(0).padStart(10)}`,
+  );
+}
+const full = rows[1] as (typeof rows)[number];
+const ext = rows[2] as (typeof rows)[number];
+const tok = rows[0] as (typeof rows)[number];
+console.log(
+  `\nextracted vs TokenMoE: ${(ext[3] / tok[3]).toFixed(2)}x at batch 32, ${(ext[4] / tok[4]).toFixed(2)}x at batch 1` +
+    `\nextracted vs full TaskMoE: ${(ext[3] / full[3]).toFixed(2)}x at batch 32, ${(ext[4] / full[4]).toFixed(2)}x at batch 1` +
+    `\nextracted: ${((100 * ext[1]) / full[1]).toFixed(1)}% of the parameters, ${((100 * ext[2]) / full[2]).toFixed(1)}% of the decoder, ` +
+    `checkpoint ${(extraction.bytes / 2 ** 20).toFixed(1)} MB vs ${(extraction.sourceBytes / 2 ** 20).toFixed(1)} MB`,
+);
+for (const m of Object.values(models)) m.model.dispose();
+if (!args.keep) rmSync(work, { recursive: true, force: true });
+else console.log(`(models kept in ${work})`);
+console.log(
+  JSON.stringify({
+    tokens_per_s_tokenmoe_b32: figures.tokens_per_s_tokenmoe_b32,
+    tokens_per_s_taskmoe_full_b32: figures.tokens_per_s_taskmoe_full_b32,
+    tokens_per_s_taskmoe_extracted_b32: figures.tokens_per_s_taskmoe_extracted_b32,
+    tokens_per_s_tokenmoe_b1: figures.tokens_per_s_tokenmoe_b1,
+    tokens_per_s_taskmoe_full_b1: figures.tokens_per_s_taskmoe_full_b1,
+    tokens_per_s_taskmoe_extracted_b1: figures.tokens_per_s_taskmoe_extracted_b1,
+    params_full: full[1],
+    params_extracted: ext[1],
+    decoder_params_full: full[2],
+    decoder_params_extracted: ext[2],
+    extracted_vs_tokenmoe_b32: +(ext[3] / tok[3]).toFixed(3),
+  }),
+);
