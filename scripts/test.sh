@@ -12,7 +12,7 @@ export POLYMOE_NUM_THREADS="${POLYMOE_NUM_THREADS:-1}" OMP_NUM_THREADS="${OMP_NU
 echo "== lint and types"
 pnpm -s lint
 pnpm -s typecheck --output-logs=errors-only
-pnpm -s exec changeset status >/dev/null || { echo "changesets: a file in .changeset/ does not parse (run: pnpm exec changeset status)"; exit 1; }
+node scripts/check-changesets.mjs
 
 echo "== unit tests (every package)"
 pnpm -s test --output-logs=new-only
