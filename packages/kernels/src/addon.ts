@@ -159,6 +159,8 @@ export interface NativeAddon {
     dest: Int32Array,
     dw: Float32Array,
   ): void;
+  /** Inverted dropout, mask from (seed, index) only (see native/src/eltwise.h). */
+  dropout(x: Float32Array, y: Float32Array, rate: number, seed: number): void;
   /** y[r] = x[r] op(w[e]) + bias[e] over segments (start, rows, expert); uncovered rows zero. */
   groupedMatMul(
     x: Float32Array,

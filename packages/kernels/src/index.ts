@@ -4,6 +4,9 @@ export { addonPath, type NativeAddon, type NativeInfo } from "./addon.js";
 export { NATIVE_BACKEND_NAME } from "./backend.js";
 export { KernelError, type KernelErrorCode } from "./errors.js";
 export {
+  Dropout,
+  type DropoutAttrs,
+  type DropoutInputs,
   Gelu,
   GeluGrad,
   type GeluGradInputs,
@@ -30,6 +33,7 @@ export {
 } from "./kernel_names.js";
 export { nativeAddon, nativeInfo, setNumThreads } from "./native.js";
 export { experimental_nativeValues } from "./native_values.js";
+export { dropout } from "./ops/dropout.js";
 export { gelu, geluComposite } from "./ops/gelu.js";
 export { groupedMatMul } from "./ops/grouped_matmul.js";
 export { layerNorm, layerNormComposite } from "./ops/layer_norm.js";

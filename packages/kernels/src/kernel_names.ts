@@ -73,3 +73,16 @@ export type GroupedMatMulGradWInputs = Pick<NamedTensorInfoMap, "a" | "g" | "seg
 export interface GroupedMatMulGradWAttrs {
   numExperts: number;
 }
+
+/**
+ * Inverted dropout with a counter-based mask: y = x / (1 - rate) where kept,
+ * 0 elsewhere; whether element i is kept depends only on (seed, i), so the
+ * gradient is the same kernel applied to dy with the same seed.
+ */
+export const Dropout = "polymoe.Dropout";
+export type DropoutInputs = Pick<NamedTensorInfoMap, "x">;
+export interface DropoutAttrs {
+  rate: number;
+  /** In [0, 2^32). */
+  seed: number;
+}

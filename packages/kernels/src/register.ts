@@ -14,12 +14,14 @@ import { loadAddon, type NativeAddon } from "./addon.js";
 import { NATIVE_BACKEND_NAME, NativeBackend } from "./backend.js";
 import { KernelError } from "./errors.js";
 import { batchMatMulGradConfig } from "./gradients/BatchMatMul_grad.js";
+import { dropoutGradConfig } from "./gradients/Dropout_grad.js";
 import { geluGradConfig } from "./gradients/Gelu_grad.js";
 import { groupedMatMulGradConfig } from "./gradients/Grouped_grad.js";
 import { layerNormGradConfig } from "./gradients/LayerNorm_grad.js";
 import { moeCombineGradConfig, moeDispatchGradConfig } from "./gradients/Moe_grad.js";
 import { batchMatMulKernel } from "./kernels/BatchMatMul.js";
 import { binaryKernels } from "./kernels/binary.js";
+import { dropoutKernel } from "./kernels/Dropout.js";
 import { fusedMatMulKernel } from "./kernels/FusedMatMul.js";
 import { gatherV2Kernel } from "./kernels/GatherV2.js";
 import { geluGradKernel, geluKernel } from "./kernels/Gelu.js";
@@ -61,6 +63,7 @@ export const NATIVE_KERNELS: readonly NativeKernel[] = [
   moePairDotKernel,
   groupedMatMulKernel,
   groupedMatMulGradWKernel,
+  dropoutKernel,
 ];
 
 // LogSoftmax needs none of ours: @tensorflow/tfjs registers its gradient.
@@ -70,6 +73,7 @@ const GRADIENTS: readonly GradConfig[] = [
   moeDispatchGradConfig,
   moeCombineGradConfig,
   groupedMatMulGradConfig,
+  dropoutGradConfig,
 ];
 
 /**

@@ -1,12 +1,14 @@
 // pnpm bench:moe — the MoE layer forward + backward against (a) its own
-// batched expert matmuls alone (the floor) and (b) the classic one-hot einsum
-// dispatch/combine (DeepSpeed's original formulation), all on the native
-// backend in one process. Last line: one JSON object of the figures.
+// expert matmuls alone (the floor: the two grouped matmuls over the rows the
+// routing kept), (b) dense batched matmuls over the whole padded capacity
+// buffer [E, C, M], and (c) the classic one-hot einsum dispatch/combine
+// (DeepSpeed's original formulation), all on the native backend in one
+// process. Last line: one JSON object of the figures.
 import { useBackend } from "@polymoe/kernels";
 import { Rng, type Routing } from "@polymoe/routers";
 import * as tf from "@tensorflow/tfjs-core";
 
-import { MoeLayer } from "../src/index.js";
+import { MoeLayer, packRows } from "../src/index.js";
 
 const T = 4096;
 const M = 512;
@@ -73,7 +75,29 @@ function stepFull(layer: MoeLayer, einsum: boolean) {
   });
 }
 
-function stepFloor(E: number, C: number, w1: tf.Tensor, w2: tf.Tensor) {
+/** The layer's own expert GEMMs alone: the two grouped matmuls over its packed rows, forward + backward. */
+function stepFloor(rows: number, segments: Int32Array, w1: tf.Tensor, w2: tf.Tensor) {
+  tf.tidy(() => {
+    const buf = tf.randomNormal([rows, M], 0, 1, "float32", 3) as tf.Tensor2D;
+    const c2 = tf.ones([rows, M]);
+    const g = tf.grads((b: tf.Tensor, a: tf.Tensor, d: tf.Tensor) =>
+      tf.sum(
+        tf.mul(
+          kernelsOps.groupedMatMul(
+            kernelsOps.groupedMatMul(b as tf.Tensor2D, a as tf.Tensor3D, segments),
+            d as tf.Tensor3D,
+            segments,
+          ),
+          c2,
+        ),
+      ),
+    )([buf, w1, w2]);
+    (g[0] as tf.Tensor).dataSync();
+  });
+}
+
+/** Dense batched GEMMs over the whole capacity buffer [E, C, M] (what a padded layout computes). */
+function stepPadded(E: number, C: number, w1: tf.Tensor, w2: tf.Tensor) {
   tf.tidy(() => {
     const buf = tf.randomNormal([E, C, M], 0, 1, "float32", 3);
     const c2 = tf.ones([E, C, M]);
@@ -91,12 +115,21 @@ for (const E of [8, 32]) {
   );
   const C = Math.ceil((CF * T * K) / E);
   const reps = 5;
+  // The rows the layer's experts process (the same routing stepFull draws: same RNG seed).
+  const routed = layer.router.route(x, { training: true, rng: new Rng(5) });
+  const packed = packRows(routed.pairs, E, routed.capacity);
+  tf.dispose([routed.combineWeight, routed.auxLoss, routed.zLoss]);
   const moe = median(() => stepFull(layer, false), reps);
-  const floor = median(() => stepFloor(E, C, layer.experts.w1, layer.experts.w2), reps);
+  const floor = median(
+    () => stepFloor(packed.rows, packed.segments, layer.experts.w1, layer.experts.w2),
+    reps,
+  );
+  const padded = median(() => stepPadded(E, C, layer.experts.w1, layer.experts.w2), reps);
+  figures[`padded_ms_E${E}`] = +padded.toFixed(1);
   figures[`moe_ms_E${E}`] = +moe.toFixed(1);
   figures[`floor_ms_E${E}`] = +floor.toFixed(1);
   figures[`moe_over_floor_E${E}`] = +(moe / floor).toFixed(3);
-  const gflop = (6 * 2 * E * C * M * F) / 1e9;
+  const gflop = (6 * 2 * packed.rows * M * F) / 1e9;
   figures[`floor_gflops_E${E}`] = +(gflop / (floor / 1000)).toFixed(1);
   let einsum = Number.NaN;
   if (E === 32 || process.env.BENCH_EINSUM_ALL === "1") {
@@ -105,10 +138,11 @@ for (const E of [8, 32]) {
     figures[`einsum_over_moe_E${E}`] = +(einsum / moe).toFixed(2);
   }
   rows.push([
-    `E=${E} (capacity ${C})`,
+    `E=${E} (capacity ${C}, ${packed.rows} rows kept)`,
     moe.toFixed(1),
     floor.toFixed(1),
     (moe / floor).toFixed(2),
+    padded.toFixed(1),
     Number.isNaN(einsum) ? "-" : einsum.toFixed(1),
     Number.isNaN(einsum) ? "-" : (einsum / moe).toFixed(2),
   ]);
@@ -120,18 +154,14 @@ for (const E of [8, 32]) {
     const routing = layer.router.route(x, { training: true, rng });
     const t1 = performance.now();
     const { moeDispatch, moeCombine } = kernelsOps;
-    const buf = moeDispatch(x, routing.pairs, E * routing.capacity);
+    const p = packRows(routing.pairs, E, routing.capacity);
+    const buf = moeDispatch(x, p.pairs, p.rows);
     buf.dataSync();
     const t2 = performance.now();
-    const out = layer.experts.apply(tf.reshape(buf, [E, routing.capacity, M]) as tf.Tensor3D);
+    const out = layer.experts.applyGrouped(buf, p.segments);
     out.dataSync();
     const t3 = performance.now();
-    moeCombine(
-      tf.reshape(out, [E * routing.capacity, M]) as tf.Tensor2D,
-      routing.pairs,
-      T,
-      routing.combineWeight,
-    ).dataSync();
+    moeCombine(out, p.pairs, T, routing.combineWeight).dataSync();
     const t4 = performance.now();
     return { route: t1 - t0, dispatch: t2 - t1, experts: t3 - t2, combine: t4 - t3 };
   });
@@ -153,6 +183,7 @@ const head = [
   "MoE layer",
   "floor: expert GEMMs",
   "MoE/floor",
+  "padded [E,C,M] GEMMs",
   "one-hot einsum",
   "einsum/MoE",
 ];

@@ -1,11 +1,10 @@
 // Small building blocks over tf.Variables (no tfjs-layers): linear maps,
 // layer norm parameters, dropout driven by the routing RNG (so a resumed run
 // draws the same masks).
-import { layerNorm } from "@polymoe/kernels";
+import { dropout, layerNorm } from "@polymoe/kernels";
 import type { Rng } from "@polymoe/routers";
 import {
   add,
-  dropout,
   matMul,
   ones,
   randomNormal,
@@ -82,5 +81,5 @@ export function applyNorm(n: Norm, x: Tensor2D, eps: number): Tensor2D {
 
 /** Dropout with a seed drawn from the run's RNG (training only). */
 export function drop<T extends Tensor>(x: T, rate: number, training: boolean, rng: Rng): T {
-  return training && rate > 0 ? (dropout(x, rate, undefined, rng.seed()) as T) : x;
+  return training && rate > 0 ? dropout(x, rate, rng.seed()) : x;
 }

@@ -198,6 +198,18 @@ Napi::Value GeluGrad(const Napi::CallbackInfo& info) {
   return guarded(info, [&] { polymoe::gelu_grad(dy.data, x.data, dx.data, x.length); });
 }
 
+// dropout(x, y, rate, seed)
+Napi::Value Dropout(const Napi::CallbackInfo& info) {
+  F32 x = f32_arg(info, 0, "x"), y = f32_arg(info, 1, "y");
+  need(info, y.length, x.length, "y");
+  if (!info[2].IsNumber()) throw Napi::TypeError::New(info.Env(), "rate must be a number");
+  const double rate = info[2].As<Napi::Number>().DoubleValue();
+  if (!(rate >= 0 && rate < 1)) throw Napi::RangeError::New(info.Env(), "rate must be in [0, 1), got " + std::to_string(rate));
+  const i64 seed = int_arg(info, 3, "seed");
+  if (seed >= (i64{1} << 32)) throw Napi::RangeError::New(info.Env(), "seed must be below 2^32");
+  return guarded(info, [&] { polymoe::dropout(x.data, y.data, x.length, static_cast<float>(rate), static_cast<std::uint64_t>(seed)); });
+}
+
 // reduce(op, x, shape, axes, out)
 Napi::Value Reduce(const Napi::CallbackInfo& info) {
   i64 op = int_arg(info, 0, "op");
@@ -493,6 +505,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("binary", Napi::Function::New(env, Binary));
   exports.Set("unary", Napi::Function::New(env, Unary));
   exports.Set("geluGrad", Napi::Function::New(env, GeluGrad));
+  exports.Set("dropout", Napi::Function::New(env, Dropout));
   exports.Set("reduce", Napi::Function::New(env, Reduce));
   exports.Set("transpose", Napi::Function::New(env, Transpose));
   exports.Set("softmax", Napi::Function::New(env, Softmax));

@@ -205,4 +205,33 @@ void gelu_grad(const float* dy, const float* x, float* dx, i64 n) {
   (void)threads;
 }
 
+namespace {
+
+/** SplitMix64's finaliser: a counter-based generator (element i's draw depends only on seed and i). */
+inline std::uint64_t mix64(std::uint64_t z) {
+  z += 0x9e3779b97f4a7c15ULL;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+}  // namespace
+
+void dropout(const float* x, float* y, i64 n, float rate, std::uint64_t seed) {
+  const double keep = 1.0 - static_cast<double>(rate);
+  // Element i is kept when the high 32 bits of mix64(seed * 2^32 + i) fall below keep * 2^32.
+  const std::uint64_t threshold = static_cast<std::uint64_t>(keep * 4294967296.0);
+  const float scale = keep > 0 ? static_cast<float>(1.0 / keep) : 0.0f;
+  const std::uint64_t base = seed << 32;
+  const int threads = threads_for(n * 4);
+#ifdef _OPENMP
+#pragma omp parallel for simd schedule(static) num_threads(threads)
+#endif
+  for (i64 i = 0; i < n; ++i) {
+    const std::uint64_t r = mix64(base + static_cast<std::uint64_t>(i)) >> 32;
+    y[i] = r < threshold ? x[i] * scale : 0.0f;
+  }
+  (void)threads;
+}
+
 }  // namespace polymoe

@@ -51,4 +51,13 @@ void unary(UnOp op, const float* x, float* out, i64 n, float alpha);
 /** dx[i] = dy[i] * gelu'(x[i]) (exact GELU). */
 void gelu_grad(const float* dy, const float* x, float* dx, i64 n);
 
+/**
+ * Inverted dropout with a counter-based mask: y[i] = x[i] / (1 - rate) when
+ * element i is kept, else 0, where keeping depends only on (seed, i) — so the
+ * backward pass recomputes the same mask (dx = dropout(dy) with the same seed)
+ * instead of storing it, and the result does not depend on the thread count.
+ * seed < 2^32.
+ */
+void dropout(const float* x, float* y, i64 n, float rate, std::uint64_t seed);
+
 }  // namespace polymoe
