@@ -4,7 +4,7 @@
 // buffer [E, C, M], and (c) the classic one-hot einsum dispatch/combine
 // (DeepSpeed's original formulation), all on the native backend in one
 // process. Last line: one JSON object of the figures.
-import { useBackend } from "@polymoe/kernels";
+import { groupedMatMul, moeCombine, moeDispatch, useBackend } from "@polymoe/kernels";
 import { Rng, type Routing } from "@polymoe/routers";
 import * as tf from "@tensorflow/tfjs-core";
 
@@ -83,8 +83,8 @@ function stepFloor(rows: number, segments: Int32Array, w1: tf.Tensor, w2: tf.Ten
     const g = tf.grads((b: tf.Tensor, a: tf.Tensor, d: tf.Tensor) =>
       tf.sum(
         tf.mul(
-          kernelsOps.groupedMatMul(
-            kernelsOps.groupedMatMul(b as tf.Tensor2D, a as tf.Tensor3D, segments),
+          groupedMatMul(
+            groupedMatMul(b as tf.Tensor2D, a as tf.Tensor3D, segments),
             d as tf.Tensor3D,
             segments,
           ),
@@ -153,7 +153,6 @@ for (const E of [8, 32]) {
     const t0 = performance.now();
     const routing = layer.router.route(x, { training: true, rng });
     const t1 = performance.now();
-    const { moeDispatch, moeCombine } = kernelsOps;
     const p = packRows(routing.pairs, E, routing.capacity);
     const buf = moeDispatch(x, p.pairs, p.rows);
     buf.dataSync();
@@ -174,8 +173,6 @@ for (const E of [8, 32]) {
   );
   layer.dispose();
 }
-
-import * as kernelsOps from "@polymoe/kernels";
 
 console.log();
 const head = [
