@@ -10,11 +10,13 @@ import { BufferPool } from "./buffer_pool.js";
 export const NATIVE_BACKEND_NAME = "polymoe-native";
 
 /**
- * Idle output buffers kept for reuse, in bytes: POLYMOE_POOL_MB, else a
- * quarter of the machine's memory shared by the ranks on this host. The pool
- * only ever holds buffers a step already used and freed, so it is bounded by
- * the step's working set; when it is smaller than that, every step faults in
- * its activations anew (measured: a dense-base step 1.47x slower at 512 MB).
+ * Idle output buffers kept for reuse, in bytes: POLYMOE_POOL_MB, else an
+ * eighth of the machine's memory shared by the ranks on this host. The pool
+ * holds only buffers that steps used and freed, by size class, evicting the
+ * least recently released first; smaller than a step's working set, every step
+ * faults in its activations anew (measured: a dense-base step 1.47x slower
+ * with 512 MB of exact-size buffers). Processes sharing a host should share
+ * it: each idle byte here is a byte the others cannot use.
  */
 export function poolCapacityBytes(env: NodeJS.ProcessEnv = process.env, totalBytes = totalmem()): number {
   const raw = env.POLYMOE_POOL_MB;
@@ -23,7 +25,7 @@ export function poolCapacityBytes(env: NodeJS.ProcessEnv = process.env, totalByt
     if (Number.isFinite(mb) && mb >= 0) return mb * 1024 * 1024;
   }
   const localRanks = Math.max(1, Number(env.OMPI_COMM_WORLD_LOCAL_SIZE ?? 1) || 1);
-  return Math.floor(totalBytes / 4 / localRanks);
+  return Math.floor(totalBytes / 8 / localRanks);
 }
 
 /**

@@ -93,13 +93,13 @@ describe("threads", () => {
 
 describe("output buffer pool capacity", () => {
   const GiB = 1024 ** 3;
-  it("defaults to a quarter of the machine's memory, shared by the MPI ranks on the host", () => {
-    expect(poolCapacityBytes({}, 24 * GiB)).toBe(6 * GiB);
-    expect(poolCapacityBytes({ OMPI_COMM_WORLD_LOCAL_SIZE: "4" }, 24 * GiB)).toBe(1.5 * GiB);
+  it("defaults to an eighth of the machine's memory, shared by the MPI ranks on the host", () => {
+    expect(poolCapacityBytes({}, 24 * GiB)).toBe(3 * GiB);
+    expect(poolCapacityBytes({ OMPI_COMM_WORLD_LOCAL_SIZE: "4" }, 24 * GiB)).toBe(0.75 * GiB);
   });
   it("POLYMOE_POOL_MB overrides it; 0 disables reuse; junk falls back to the default", () => {
     expect(poolCapacityBytes({ POLYMOE_POOL_MB: "512" }, 24 * GiB)).toBe(512 * 1024 * 1024);
     expect(poolCapacityBytes({ POLYMOE_POOL_MB: "0" }, 24 * GiB)).toBe(0);
-    expect(poolCapacityBytes({ POLYMOE_POOL_MB: "lots" }, 24 * GiB)).toBe(6 * GiB);
+    expect(poolCapacityBytes({ POLYMOE_POOL_MB: "lots" }, 24 * GiB)).toBe(3 * GiB);
   });
 });
