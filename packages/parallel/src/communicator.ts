@@ -82,6 +82,27 @@ export interface Communicator {
    */
   split(options: { color: number | null; key?: number; name?: string }): Promise<Communicator | null>;
 
+  /**
+   * Blocking collectives, for use inside a synchronous computation (the MoE
+   * all-to-all and tensor-parallel reductions inside a forward or backward
+   * pass, which cannot await). Same arguments, checks and results as the
+   * asynchronous versions, but they return when the collective completed,
+   * running on the calling thread. They throw (INVALID_ARGUMENT) while an
+   * asynchronous collective of this communicator is pending: await it first.
+   * Counted in stats() under the collective's name.
+   */
+  allReduceSync<T extends CollectiveArray>(buf: T, options?: { op?: ReduceOp; out?: T }): T;
+  allGatherSync<T extends CollectiveArray>(send: T, options?: { out?: T }): T;
+  allToAllSync<T extends CollectiveArray>(send: T, options?: { out?: T }): T;
+  allToAllVSync<T extends CollectiveArray>(
+    send: T,
+    layout: {
+      sendCounts: Int32Array | readonly number[];
+      recvCounts?: Int32Array | readonly number[];
+      out?: T;
+    },
+  ): { data: T; recvCounts: Int32Array };
+
   /** Calls counted on this communicator since creation or the last resetStats(). */
   stats(): CollectiveStats;
   resetStats(): void;
@@ -133,7 +154,24 @@ export interface Transport {
   broadcast(buf: CollectiveArray, root: number, check?: SignatureCheck): Promise<boolean>;
   barrier(check?: SignatureCheck): Promise<boolean>;
   split(color: number | null, key: number): Promise<Transport | null>;
+  /** Blocking data movement on the calling thread, or null if the backend has none. */
+  readonly blocking: BlockingTransport | null;
   free(): void;
+}
+
+/** The blocking subset of a Transport (see Communicator's *Sync methods); same contracts, no Promise. */
+export interface BlockingTransport {
+  allReduce(send: CollectiveArray, recv: CollectiveArray, op: ReduceOp, check?: SignatureCheck): boolean;
+  allGather(send: CollectiveArray, recv: CollectiveArray, check?: SignatureCheck): boolean;
+  allToAll(send: CollectiveArray, recv: CollectiveArray, check?: SignatureCheck): boolean;
+  allToAllV(
+    send: CollectiveArray,
+    sendCounts: Int32Array,
+    sendDispls: Int32Array,
+    recv: CollectiveArray,
+    recvCounts: Int32Array,
+    recvDispls: Int32Array,
+  ): void;
 }
 
 /** Whether every rank's signature in `all` agrees with rank 0's and none flagged a local error. */
@@ -251,6 +289,8 @@ export class Comm implements Communicator {
   private counts = emptyStats();
   private seq = 0;
   private freed = false;
+  /** Asynchronous collectives issued and not yet settled. */
+  private pending = 0;
   private readonly checks: boolean;
 
   constructor(
@@ -330,9 +370,74 @@ export class Comm implements Communicator {
         throw new ParallelError(code, `${where}: ${(e as Error).message}`);
       }
     };
-    const p = this.tail.then(run, run);
+    this.pending++;
+    const p = this.tail.then(run, run).finally(() => {
+      this.pending--;
+    });
     this.tail = p.catch(() => undefined);
     return p;
+  }
+
+  /**
+   * The blocking counterpart of enqueue: validates, runs the (fused) argument
+   * check and `body` on this thread. Refuses while asynchronous collectives of
+   * this communicator are pending: MPI needs every rank to issue them in the
+   * same order, and a blocking call would overtake them.
+   */
+  private runBlocking<R>(
+    kind: CollectiveName,
+    sig: Int32Array,
+    localError: string | null,
+    body: (t: BlockingTransport, check: SignatureCheck | undefined, where: string) => R,
+    options: { fused: boolean } = { fused: true },
+  ): R {
+    const name = `${kind}Sync`;
+    const transport = this.transport.blocking;
+    if (!transport && this.size > 1) {
+      throw new ParallelError(
+        "INVALID_ARGUMENT",
+        `${name} on '${this.name}': the ${this.backend} backend has no blocking collectives`,
+      );
+    }
+    this.seq++;
+    const where = this.where(kind).replace(kind, name);
+    try {
+      let check: SignatureCheck | undefined;
+      if (this.checks && this.size > 1) {
+        sig[4] = localError ? 1 : 0;
+        sig[5] = this.seq;
+        if (localError || !options.fused) this.agreeSync(where, sig, localError);
+        else check = { sig, all: new Int32Array(SIG * this.size) };
+      } else if (localError) throw new ParallelError("INVALID_ARGUMENT", `${where}: ${localError}`);
+      return body(transport as BlockingTransport, check, where);
+    } catch (e) {
+      if (e instanceof ParallelError && (e.code === "INVALID_ARGUMENT" || e.code === "RANK_MISMATCH"))
+        throw e;
+      const code = e instanceof ParallelError ? e.code : "COMM_FAILED";
+      throw new ParallelError(code, `${where}: ${(e as Error).message}`);
+    }
+  }
+
+  /** Refuses a blocking collective on a freed communicator or while async ones are pending. */
+  private guardBlocking(kind: CollectiveName): void {
+    const name = `${kind}Sync`;
+    if (this.freed) {
+      throw new ParallelError("COMM_CLOSED", `${name} on '${this.name}': the communicator was freed`);
+    }
+    if (this.pending > 0) {
+      throw new ParallelError(
+        "INVALID_ARGUMENT",
+        `${name} on '${this.name}': ${this.pending} asynchronous collective(s) of this communicator are still ` +
+          "pending; await them before a blocking collective (it would overtake them)",
+      );
+    }
+  }
+
+  private agreeSync(where: string, sig: Int32Array, localError: string | null): void {
+    sig[4] = localError ? 1 : 0;
+    const all = new Int32Array(SIG * this.size);
+    (this.transport.blocking as BlockingTransport).allGather(sig, all);
+    this.verify(where, all, localError);
   }
 
   /** After a fused collective refused to run: throws the error its signatures describe. */
@@ -469,7 +574,7 @@ export class Comm implements Communicator {
     return ArrayBuffer.isView(x) ? (x as CollectiveArray).length : -1;
   }
 
-  allReduce<T extends CollectiveArray>(buf: T, options: { op?: ReduceOp; out?: T } = {}): Promise<T> {
+  private prepAllReduce<T extends CollectiveArray>(buf: T, options: { op?: ReduceOp; out?: T }) {
     const op = options.op ?? "sum";
     const out = options.out ?? buf;
     const error = this.validate(() => {
@@ -479,10 +584,26 @@ export class Comm implements Communicator {
     });
     if (!error) this.count("allReduce", buf);
     const sig = this.signature("allReduce", this.dtypeIndex(buf), this.length(buf), OP_CODES[op] ?? 0);
+    return { op, out, error, sig };
+  }
+
+  allReduce<T extends CollectiveArray>(buf: T, options: { op?: ReduceOp; out?: T } = {}): Promise<T> {
+    const { op, out, error, sig } = this.prepAllReduce(buf, options);
     return this.enqueue("allReduce", sig, error, async (check, where) => {
       if (this.size === 1) {
         if (out !== buf) out.set(buf);
       } else if (!(await this.transport.allReduce(buf, out, op, check))) this.refused(where, check);
+      return out;
+    });
+  }
+
+  allReduceSync<T extends CollectiveArray>(buf: T, options: { op?: ReduceOp; out?: T } = {}): T {
+    this.guardBlocking("allReduce");
+    const { op, out, error, sig } = this.prepAllReduce(buf, options);
+    return this.runBlocking("allReduce", sig, error, (t, check, where) => {
+      if (this.size === 1) {
+        if (out !== buf) out.set(buf);
+      } else if (!t.allReduce(buf, out, op, check)) this.refused(where, check);
       return out;
     });
   }
@@ -512,54 +633,75 @@ export class Comm implements Communicator {
     });
   }
 
-  allGather<T extends CollectiveArray>(send: T, options: { out?: T } = {}): Promise<T> {
+  private prepGather<T extends CollectiveArray>(
+    kind: "allGather" | "allToAll",
+    send: T,
+    options: { out?: T },
+  ): { out: T; error: string | null; sig: Int32Array } {
     let out = options.out;
     const error = this.validate(() => {
       dtypeOf(send, "send");
-      this.checkOut(send, out, send.length * this.size, false);
-      out ??= allocLike(send, send.length * this.size);
-    });
-    if (!error) this.count("allGather", send);
-    const sig = this.signature("allGather", this.dtypeIndex(send), this.length(send), 0);
-    return this.enqueue("allGather", sig, error, async (check, where) => {
-      const o = out!;
-      if (this.size === 1) o.set(send);
-      else if (!(await this.transport.allGather(send, o, check))) this.refused(where, check);
-      return o;
-    });
-  }
-
-  allToAll<T extends CollectiveArray>(send: T, options: { out?: T } = {}): Promise<T> {
-    let out = options.out;
-    const error = this.validate(() => {
-      dtypeOf(send, "send");
-      if (send.length % this.size !== 0) {
+      if (kind === "allToAll" && send.length % this.size !== 0) {
         throw new ParallelError(
           "INVALID_ARGUMENT",
           `send has ${send.length} elements, not a multiple of the group size ${this.size}`,
         );
       }
-      this.checkOut(send, out, send.length, false);
-      out ??= allocLike(send, send.length);
+      const n = kind === "allGather" ? send.length * this.size : send.length;
+      this.checkOut(send, out, n, false);
+      out ??= allocLike(send, n);
     });
-    if (!error) this.count("allToAll", send);
-    const sig = this.signature("allToAll", this.dtypeIndex(send), this.length(send), 0);
-    return this.enqueue("allToAll", sig, error, async (check, where) => {
-      const o = out!;
-      if (this.size === 1) o.set(send);
-      else if (!(await this.transport.allToAll(send, o, check))) this.refused(where, check);
-      return o;
+    if (!error) this.count(kind, send);
+    const sig = this.signature(kind, this.dtypeIndex(send), this.length(send), 0);
+    return { out: out as T, error, sig };
+  }
+
+  allGather<T extends CollectiveArray>(send: T, options: { out?: T } = {}): Promise<T> {
+    const { out, error, sig } = this.prepGather("allGather", send, options);
+    return this.enqueue("allGather", sig, error, async (check, where) => {
+      if (this.size === 1) out.set(send);
+      else if (!(await this.transport.allGather(send, out, check))) this.refused(where, check);
+      return out;
     });
   }
 
-  allToAllV<T extends CollectiveArray>(
+  allGatherSync<T extends CollectiveArray>(send: T, options: { out?: T } = {}): T {
+    this.guardBlocking("allGather");
+    const { out, error, sig } = this.prepGather("allGather", send, options);
+    return this.runBlocking("allGather", sig, error, (t, check, where) => {
+      if (this.size === 1) out.set(send);
+      else if (!t.allGather(send, out, check)) this.refused(where, check);
+      return out;
+    });
+  }
+
+  allToAll<T extends CollectiveArray>(send: T, options: { out?: T } = {}): Promise<T> {
+    const { out, error, sig } = this.prepGather("allToAll", send, options);
+    return this.enqueue("allToAll", sig, error, async (check, where) => {
+      if (this.size === 1) out.set(send);
+      else if (!(await this.transport.allToAll(send, out, check))) this.refused(where, check);
+      return out;
+    });
+  }
+
+  allToAllSync<T extends CollectiveArray>(send: T, options: { out?: T } = {}): T {
+    this.guardBlocking("allToAll");
+    const { out, error, sig } = this.prepGather("allToAll", send, options);
+    return this.runBlocking("allToAll", sig, error, (t, check, where) => {
+      if (this.size === 1) out.set(send);
+      else if (!t.allToAll(send, out, check)) this.refused(where, check);
+      return out;
+    });
+  }
+
+  private prepAllToAllV<T extends CollectiveArray>(
     send: T,
     layout: {
       sendCounts: Int32Array | readonly number[];
       recvCounts?: Int32Array | readonly number[];
       out?: T;
     },
-  ): Promise<{ data: T; recvCounts: Int32Array }> {
+  ) {
     let sendCounts: Int32Array = new Int32Array(this.size);
     let given: Int32Array | null = null;
     const error = this.validate(() => {
@@ -581,9 +723,47 @@ export class Comm implements Communicator {
     });
     if (!error) this.count("allToAllV", send);
     // Lengths legitimately differ across ranks; only kind and type are compared
-    // here, and the counts against what peers really send below.
+    // here, and the counts against what peers really send (resolve).
     const dt = this.dtypeIndex(send);
     const sig = this.signature("allToAllV", dt, 0, 0);
+    return { sendCounts, given: given as Int32Array | null, error, sig, dt };
+  }
+
+  /**
+   * The receive side of allToAllV: the counts peers send (exchanged unless
+   * given and checks are off), checked against `given` and `out`. Returns the
+   * local problem, if any, for the cross-rank agreement.
+   */
+  private recvLayout<T extends CollectiveArray>(
+    recvCounts: Int32Array,
+    given: Int32Array | null,
+    out: T | undefined,
+  ): string | null {
+    const outLen = sum(recvCounts);
+    let local: string | null = null;
+    if (given) {
+      const wrong = [...given.keys()].filter((i) => given[i] !== recvCounts[i]);
+      if (wrong.length > 0) {
+        local =
+          "recvCounts disagree with what the ranks send: " +
+          wrong.map((i) => `from rank ${i} expected ${given[i]}, it sends ${recvCounts[i]}`).join("; ");
+      }
+    }
+    if (out !== undefined && out.length !== outLen) {
+      local ??= `out has ${out.length} elements, needs ${outLen}${out.length < outLen ? " (too small)" : ""}`;
+    }
+    return local;
+  }
+
+  allToAllV<T extends CollectiveArray>(
+    send: T,
+    layout: {
+      sendCounts: Int32Array | readonly number[];
+      recvCounts?: Int32Array | readonly number[];
+      out?: T;
+    },
+  ): Promise<{ data: T; recvCounts: Int32Array }> {
+    const { sendCounts, given, error, sig, dt } = this.prepAllToAllV(send, layout);
     return this.enqueue(
       "allToAllV",
       sig,
@@ -596,24 +776,11 @@ export class Comm implements Communicator {
           recvCounts = new Int32Array(this.size);
           await this.transport.allToAll(sendCounts, recvCounts);
         }
-        const outLen = sum(recvCounts);
-        let local: string | null = null;
-        const g = given as Int32Array | null;
-        if (g) {
-          const wrong = [...g.keys()].filter((i) => g[i] !== recvCounts[i]);
-          if (wrong.length > 0) {
-            local =
-              "recvCounts disagree with what the ranks send: " +
-              wrong.map((i) => `from rank ${i} expected ${g[i]}, it sends ${recvCounts[i]}`).join("; ");
-          }
-        }
-        if (layout.out !== undefined && layout.out.length !== outLen) {
-          local ??= `out has ${layout.out.length} elements, needs ${outLen}${layout.out.length < outLen ? " (too small)" : ""}`;
-        }
+        const local = this.recvLayout(recvCounts, given, layout.out);
         if (this.checks && this.size > 1)
           await this.agree(where, this.signature("allToAllV", dt, 0, 0), local);
         else if (local) throw new ParallelError("INVALID_ARGUMENT", `${where}: ${local}`);
-        const out = layout.out ?? allocLike(send, outLen);
+        const out = layout.out ?? allocLike(send, sum(recvCounts));
         if (this.size === 1) out.set(send);
         else {
           await this.transport.allToAllV(
@@ -625,6 +792,40 @@ export class Comm implements Communicator {
             prefix(recvCounts),
           );
         }
+        return { data: out, recvCounts };
+      },
+      { fused: false },
+    );
+  }
+
+  allToAllVSync<T extends CollectiveArray>(
+    send: T,
+    layout: {
+      sendCounts: Int32Array | readonly number[];
+      recvCounts?: Int32Array | readonly number[];
+      out?: T;
+    },
+  ): { data: T; recvCounts: Int32Array } {
+    this.guardBlocking("allToAllV");
+    const { sendCounts, given, error, sig, dt } = this.prepAllToAllV(send, layout);
+    return this.runBlocking(
+      "allToAllV",
+      sig,
+      error,
+      (t, _check, where) => {
+        let recvCounts: Int32Array;
+        if (this.size === 1) recvCounts = sendCounts.slice();
+        else if (given && !this.checks) recvCounts = given;
+        else {
+          recvCounts = new Int32Array(this.size);
+          t.allToAll(sendCounts, recvCounts);
+        }
+        const local = this.recvLayout(recvCounts, given, layout.out);
+        if (this.checks && this.size > 1) this.agreeSync(where, this.signature("allToAllV", dt, 0, 0), local);
+        else if (local) throw new ParallelError("INVALID_ARGUMENT", `${where}: ${local}`);
+        const out = layout.out ?? allocLike(send, sum(recvCounts));
+        if (this.size === 1) out.set(send);
+        else t.allToAllV(send, sendCounts, prefix(sendCounts), out, recvCounts, prefix(recvCounts));
         return { data: out, recvCounts };
       },
       { fused: false },

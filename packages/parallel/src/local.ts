@@ -1,4 +1,10 @@
-import { Comm, type Communicator, type CommunicatorOptions, type Transport } from "./communicator.js";
+import {
+  type BlockingTransport,
+  Comm,
+  type Communicator,
+  type CommunicatorOptions,
+  type Transport,
+} from "./communicator.js";
 
 /**
  * A group of one rank: every collective is a copy. What a single-process run
@@ -31,6 +37,13 @@ class LocalTransport implements Transport {
   async split(color: number | null): Promise<Transport | null> {
     return color === null ? null : new LocalTransport();
   }
+  // Never reached either: Comm runs one-rank blocking collectives itself.
+  readonly blocking: BlockingTransport = {
+    allReduce: () => true,
+    allGather: () => true,
+    allToAll: () => true,
+    allToAllV: () => {},
+  };
   free(): void {}
 }
 

@@ -5,6 +5,7 @@ import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 
 import {
+  type BlockingTransport,
   type CollectiveArray,
   Comm,
   type Communicator,
@@ -89,6 +90,38 @@ interface MpiAddon {
     all?: Int32Array,
   ): Promise<number>;
   barrier(h: number, sig?: Int32Array, all?: Int32Array): Promise<number>;
+  // Blocking variants: the same collective on the calling thread; 0 = ran, 1 = signatures disagreed.
+  allReduceSync(
+    h: number,
+    send: CollectiveArray,
+    recv: CollectiveArray,
+    op: ReduceOp,
+    sig?: Int32Array,
+    all?: Int32Array,
+  ): number;
+  allGatherSync(
+    h: number,
+    send: CollectiveArray,
+    recv: CollectiveArray,
+    sig?: Int32Array,
+    all?: Int32Array,
+  ): number;
+  allToAllSync(
+    h: number,
+    send: CollectiveArray,
+    recv: CollectiveArray,
+    sig?: Int32Array,
+    all?: Int32Array,
+  ): number;
+  allToAllVSync(
+    h: number,
+    send: CollectiveArray,
+    sendCounts: Int32Array,
+    sendDispls: Int32Array,
+    recv: CollectiveArray,
+    recvCounts: Int32Array,
+    recvDispls: Int32Array,
+  ): number;
 }
 
 const FIX =
@@ -185,6 +218,17 @@ class MpiTransport implements Transport {
     const h = await this.addon.split(this.handle, color ?? -1, key);
     return h < 0 ? null : new MpiTransport(this.addon, h);
   }
+  readonly blocking: BlockingTransport = {
+    allReduce: (send, recv, op, check) =>
+      this.addon.allReduceSync(this.handle, send, recv, op, check?.sig, check?.all) === 0,
+    allGather: (send, recv, check) =>
+      this.addon.allGatherSync(this.handle, send, recv, check?.sig, check?.all) === 0,
+    allToAll: (send, recv, check) =>
+      this.addon.allToAllSync(this.handle, send, recv, check?.sig, check?.all) === 0,
+    allToAllV: (send, sendCounts, sendDispls, recv, recvCounts, recvDispls) => {
+      this.addon.allToAllVSync(this.handle, send, sendCounts, sendDispls, recv, recvCounts, recvDispls);
+    },
+  };
   free(): void {
     if (this.handle !== 0 && !this.addon.state().finalized) this.addon.free(this.handle);
   }

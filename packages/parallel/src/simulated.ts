@@ -96,17 +96,24 @@ export async function runSimulated<A = unknown, R = unknown>(options: SimulatedR
   const { entry, typescript } = workerEntry();
   const tsx = typescript || module.endsWith(".ts") ? tsxLoader() : null;
 
-  // A full mesh of ports: ports[i][j] is rank i's end of the (i, j) channel.
-  const ports: (MessagePort | null)[][] = Array.from({ length: worldSize }, () =>
-    Array(worldSize).fill(null),
-  );
-  for (let i = 0; i < worldSize; i++) {
-    for (let j = i + 1; j < worldSize; j++) {
-      const ch = new MessageChannel();
-      ports[i]![j] = ch.port1;
-      ports[j]![i] = ch.port2;
+  // Full meshes of ports: ports[i][j] is rank i's end of the (i, j) channel.
+  // One mesh for the asynchronous collectives, one for the blocking ones.
+  const mesh = () => {
+    const ports: (MessagePort | null)[][] = Array.from({ length: worldSize }, () =>
+      Array(worldSize).fill(null),
+    );
+    for (let i = 0; i < worldSize; i++) {
+      for (let j = i + 1; j < worldSize; j++) {
+        const ch = new MessageChannel();
+        ports[i]![j] = ch.port1;
+        ports[j]![i] = ch.port2;
+      }
     }
-  }
+    return ports;
+  };
+  const ports = mesh();
+  const syncPorts = mesh();
+  const signals = new Int32Array(new SharedArrayBuffer(4 * worldSize));
 
   const workers: Worker[] = [];
   const results: R[] = new Array(worldSize);
@@ -131,6 +138,7 @@ export async function runSimulated<A = unknown, R = unknown>(options: SimulatedR
     }, runTimeoutMs);
     for (let rank = 0; rank < worldSize; rank++) {
       const own = ports[rank]!;
+      const ownSync = syncPorts[rank]!;
       const worker = new Worker(BOOT, {
         eval: true,
         workerData: {
@@ -139,13 +147,15 @@ export async function runSimulated<A = unknown, R = unknown>(options: SimulatedR
           rank,
           size: worldSize,
           ports: own,
+          syncPorts: ownSync,
+          signals,
           module,
           exportName: options.export ?? "default",
           args: options.args,
           timeoutMs,
           checks: options.checks ?? true,
         },
-        transferList: own.filter((p): p is MessagePort => p !== null),
+        transferList: [...own, ...ownSync].filter((p): p is MessagePort => p !== null),
       });
       workers.push(worker);
       worker.on(

@@ -3,9 +3,15 @@
 // fresh SharedArrayBuffer and posted (shared, not cloned) to its readers.
 // Reductions combine contributions in rank order on every rank, so all ranks
 // get bit-identical results.
-import type { MessagePort } from "node:worker_threads";
+//
+// Blocking collectives use a second mesh of ports that no listener drains:
+// a rank posts its parts, bumps each receiver's slot in a shared Int32Array
+// and Atomics.notify()s it; a receiver pulls messages with
+// receiveMessageOnPort() and sleeps in Atomics.wait() until its slot changes.
+import { type MessagePort, receiveMessageOnPort } from "node:worker_threads";
 
 import {
+  type BlockingTransport,
   type CollectiveArray,
   type ReduceOp,
   type SignatureCheck,
@@ -98,6 +104,70 @@ export class Mailbox {
   }
 }
 
+const packetKey = (p: Packet) => `${p.c}|${p.s}|${p.f}`;
+
+/** The blocking mailbox of one worker (see the file comment). */
+export class SyncMailbox {
+  private readonly stash = new Map<string, Packet>();
+
+  constructor(
+    readonly worldRank: number,
+    private readonly ports: readonly (MessagePort | null)[],
+    /** One slot per world rank, bumped whenever a packet is posted to that rank. */
+    private readonly signals: Int32Array,
+    private readonly timeoutMs: number,
+  ) {}
+
+  post(to: number, packet: Packet): void {
+    if (to === this.worldRank) {
+      this.stash.set(packetKey(packet), packet);
+      return;
+    }
+    const port = this.ports[to];
+    if (!port)
+      throw new ParallelError("COMM_FAILED", `simulated rank ${this.worldRank}: no port to rank ${to}`);
+    port.postMessage(packet);
+    Atomics.add(this.signals, to, 1);
+    Atomics.notify(this.signals, to);
+  }
+
+  receive(comm: string, seq: number, from: number): Packet {
+    const key = `${comm}|${seq}|${from}`;
+    const deadline = Date.now() + this.timeoutMs;
+    for (;;) {
+      const p = this.stash.get(key);
+      if (p) {
+        this.stash.delete(key);
+        return p;
+      }
+      // Read the slot before draining: a packet posted after the drain changes
+      // it, so the wait below returns at once instead of missing the wake-up.
+      const seen = Atomics.load(this.signals, this.worldRank);
+      this.drain();
+      if (this.stash.has(key)) continue;
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        throw new ParallelError(
+          "TIMEOUT",
+          `simulated rank ${this.worldRank} waited ${this.timeoutMs} ms for world rank ${from} in a blocking ` +
+            "collective (did that rank skip it or call the collectives in a different order?)",
+        );
+      }
+      Atomics.wait(this.signals, this.worldRank, seen, left);
+    }
+  }
+
+  private drain(): void {
+    for (const port of this.ports) {
+      if (!port) continue;
+      for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) {
+        const p = m.message as Packet;
+        this.stash.set(packetKey(p), p);
+      }
+    }
+  }
+}
+
 function combine(op: ReduceOp, acc: CollectiveArray, x: CollectiveArray, at = 0): void {
   const n = acc.length;
   if (op === "sum") for (let i = 0; i < n; i++) acc[i]! += x[at + i]!;
@@ -109,7 +179,9 @@ export class SimulatedTransport implements Transport {
   readonly backend = "simulated" as const;
   readonly size: number;
   private seq = 0;
+  private syncSeq = 0;
   private splits = 0;
+  readonly blocking: BlockingTransport | null;
 
   /**
    * @param id unique id of the communicator, equal on all its members
@@ -121,8 +193,70 @@ export class SimulatedTransport implements Transport {
     private readonly id: string,
     private readonly members: readonly number[],
     readonly rank: number,
+    private readonly syncMailbox: SyncMailbox | null = null,
   ) {
     this.size = members.length;
+    this.blocking = syncMailbox ? this.makeBlocking(syncMailbox) : null;
+  }
+
+  /** Blocking versions of the data-moving collectives (same results, bit for bit). */
+  private makeBlocking(box: SyncMailbox): BlockingTransport {
+    const exchange = (parts: (CollectiveArray | null)[]): (CollectiveArray | null)[] => {
+      const s = ++this.syncSeq;
+      const me = this.members[this.rank]!;
+      this.members.forEach((to, j) => {
+        box.post(to, { c: this.id, s, f: me, d: parts[j] ?? null });
+      });
+      return this.members.map((from) => box.receive(this.id, s, from).d);
+    };
+    const checked = (check: SignatureCheck | undefined): boolean => {
+      if (!check) return true;
+      gather(check.sig, check.all);
+      return signaturesAgree(check.all, this.size);
+    };
+    const gather = (send: CollectiveArray, recv: CollectiveArray): void => {
+      const mine = shared(send);
+      exchange(this.members.map(() => mine)).forEach((a, r) => {
+        recv.set(a!, r * send.length);
+      });
+    };
+    return {
+      allReduce: (send, recv, op, check) => {
+        if (!checked(check)) return false;
+        const mine = shared(send);
+        const all = exchange(this.members.map(() => mine));
+        recv.set(all[0]!);
+        for (let r = 1; r < all.length; r++) combine(op, recv, all[r]!);
+        return true;
+      },
+      allGather: (send, recv, check) => {
+        if (!checked(check)) return false;
+        gather(send, recv);
+        return true;
+      },
+      allToAll: (send, recv, check) => {
+        if (!checked(check)) return false;
+        const n = send.length / this.size;
+        exchange(this.members.map((_, j) => shared(send, j * n, (j + 1) * n))).forEach((a, r) => {
+          recv.set(a!, r * n);
+        });
+        return true;
+      },
+      allToAllV: (send, sendCounts, sendDispls, recv, recvCounts, recvDispls) => {
+        const all = exchange(
+          this.members.map((_, j) => shared(send, sendDispls[j]!, sendDispls[j]! + sendCounts[j]!)),
+        );
+        all.forEach((a, r) => {
+          if (a!.length !== recvCounts[r]) {
+            throw new ParallelError(
+              "COMM_FAILED",
+              `allToAllV: rank ${r} sent ${a!.length} elements, this rank expected ${recvCounts[r]}`,
+            );
+          }
+          recv.set(a!, recvDispls[r]!);
+        });
+      },
+    };
   }
 
   /** Sends `parts[j]` to group rank j (null: nothing) and returns what every rank sent to this one. */
@@ -264,6 +398,7 @@ export class SimulatedTransport implements Transport {
       `${this.id}.${n}:${color}`,
       members,
       peers.findIndex((p) => p.r === this.rank),
+      this.syncMailbox,
     );
   }
 

@@ -3,12 +3,14 @@ import { type MessagePort, parentPort, workerData } from "node:worker_threads";
 
 import { Comm, type Communicator } from "./communicator.js";
 import { ParallelError } from "./errors.js";
-import { Mailbox, SimulatedTransport } from "./simulated_transport.js";
+import { Mailbox, SimulatedTransport, SyncMailbox } from "./simulated_transport.js";
 
 interface RankData {
   rank: number;
   size: number;
   ports: (MessagePort | null)[];
+  syncPorts: (MessagePort | null)[];
+  signals: Int32Array;
   module: string;
   exportName: string;
   args: unknown;
@@ -26,6 +28,7 @@ async function main(): Promise<void> {
     "world",
     members,
     data.rank,
+    new SyncMailbox(data.rank, data.syncPorts, data.signals, data.timeoutMs),
   );
   const world: Communicator = new Comm(transport, "world", { checks: data.checks });
   const mod = (await import(data.module)) as Record<string, unknown>;

@@ -3,7 +3,7 @@
 // references as the simulated tests.
 import { describe, expect, it } from "vitest";
 import { parseRankFailure } from "../src/index.js";
-import { checkCollectives, checkMismatches } from "../test/ranks/expectations.js";
+import { checkBlocking, checkCollectives, checkMismatches } from "../test/ranks/expectations.js";
 import type { exchange } from "../test/ranks/moe.js";
 import { type ExchangeArgs, exchangeReference } from "../test/ranks/moe_reference.js";
 import { type ToyArgs, toyReference } from "../test/ranks/toy_moe.js";
@@ -17,6 +17,7 @@ type Suite = {
   hugeBufferSum: number[];
   nativeGuards: string[];
   collectives: Record<string, unknown>;
+  blocking: Record<string, unknown> | null;
   exchange: Awaited<ReturnType<typeof exchange>>;
   train: Awaited<ReturnType<typeof trainStep>>[];
   zero: Awaited<ReturnType<typeof zeroTrain>>[];
@@ -71,6 +72,8 @@ describe.skipIf(!ready.ok)(`MPI binding${ready.note}`, () => {
       "RangeError: allGather: send and recv share memory; pass separate arrays",
       "RangeError: allToAllV: send block for rank 0 ends at 5 but the send buffer has 2 elements",
       "RangeError: broadcast: root 1000 is not a rank of this communicator (size 1)",
+      "RangeError: allToAll: send has 3 and recv 2 elements; both must be equal and divisible by size 1",
+      "TypeError: allReduce: send is a Float32Array but recv is a Float64Array; both must have the same element type",
       "RangeError: the world communicator cannot be freed",
     ]);
     checkExchange([value.exchange]);
@@ -85,6 +88,10 @@ describe.skipIf(!ready.ok)(`MPI binding${ready.note}`, () => {
     });
     checkCollectives(
       job.results.map((r) => r.value.collectives),
+      np,
+    );
+    checkBlocking(
+      job.results.map((r) => r.value.blocking!),
       np,
     );
     const tri = (np * (np + 1)) / 2;

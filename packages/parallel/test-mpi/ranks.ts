@@ -2,7 +2,7 @@
 import { createRequire } from "node:module";
 
 import { type Communicator, commBuffer, mpiAddonPath } from "../src/index.js";
-import { collectives } from "../test/ranks/collectives.js";
+import { blockingCollectives, collectives } from "../test/ranks/collectives.js";
 import { exchange } from "../test/ranks/moe.js";
 import type { ExchangeArgs } from "../test/ranks/moe_reference.js";
 import type { ToyArgs } from "../test/ranks/toy_moe.js";
@@ -18,6 +18,7 @@ export async function suite(
     hugeBufferSum: await hugeBufferSum(world),
     nativeGuards: nativeGuards(),
     collectives: await collectives(world),
+    blocking: world.size > 1 ? await blockingCollectives(world) : null,
     exchange: await exchange(world, args.exchange),
     train: await Promise.all(args.train.map((a) => trainStep(world, a))),
     zero: await Promise.all(args.zero.map((a) => zeroTrain(world, a))),
@@ -90,6 +91,8 @@ function nativeGuards(): string[] {
         Int32Array.of(0),
       ),
     () => addon.broadcast!(0, new Float32Array(2), 1000),
+    () => addon.allToAllSync!(0, new Float32Array(3), new Float32Array(2)),
+    () => addon.allReduceSync!(0, new Float32Array(2), new Float64Array(2), "sum"),
     () => addon.free!(0),
   ];
   return calls.map((f) => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 
 import { commBuffer, createLocalCommunicator, ParallelError, runSimulated } from "../src/index.js";
-import { checkCollectives, checkMismatches } from "./ranks/expectations.js";
+import { checkBlocking, checkCollectives, checkMismatches } from "./ranks/expectations.js";
 
 const ranks = (f: string) => new URL(`./ranks/${f}`, import.meta.url);
 
@@ -80,6 +80,22 @@ describe("local communicator (world size 1)", () => {
     const sub = await c.split({ color: 0 });
     sub!.free();
     await expect(sub!.barrier()).rejects.toMatchObject({ code: "COMM_CLOSED" });
+    expect(() => sub!.allReduceSync(Float32Array.of(1))).toThrow(
+      /allReduceSync on 'world\/split1': the communicator was freed/,
+    );
+  });
+
+  it("blocking collectives on one rank are copies, with the same argument checks", () => {
+    const c = createLocalCommunicator();
+    const x = Float32Array.of(1, 2);
+    expect(c.allReduceSync(x)).toBe(x);
+    expect([...c.allGatherSync(x)]).toEqual([1, 2]);
+    expect([...c.allToAllSync(x)]).toEqual([1, 2]);
+    expect([...c.allToAllVSync(x, { sendCounts: [2] }).data]).toEqual([1, 2]);
+    expect(() => c.allReduceSync(x, { op: "avg" as "sum" })).toThrow(
+      /allReduceSync #5 on 'world' \(1 ranks\): op must be one of sum, max, min; got 'avg'/,
+    );
+    expect(c.stats().allReduce.calls).toBe(1);
   });
 });
 
@@ -91,6 +107,15 @@ describe.each([2, 4])("simulated backend, world size %i", (worldSize) => {
       export: "collectives",
     });
     checkCollectives(res, worldSize);
+  });
+
+  it("blocking collectives give the same values; refused while an async one is pending", async () => {
+    const res = await runSimulated<undefined, Record<string, unknown>>({
+      worldSize,
+      module: ranks("collectives.ts"),
+      export: "blockingCollectives",
+    });
+    checkBlocking(res, worldSize);
   });
 });
 

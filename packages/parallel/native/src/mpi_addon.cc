@@ -15,6 +15,13 @@
 // Collectives on different communicators may run concurrently (up to the
 // libuv pool size, UV_THREADPOOL_SIZE).
 //
+// Blocking variants (allReduceSync, allGatherSync, allToAllSync, allToAllVSync)
+// run the same validated collective on the calling (JS) thread and return when
+// it completed. They exist for collectives inside a synchronous computation —
+// the MoE all-to-all and tensor-parallel reductions inside a forward/backward
+// pass, which must not yield to the event loop. The JS layer refuses them while
+// an asynchronous collective of the same communicator is pending.
+//
 // Communicators are handles (small integers) into a table; 0 is MPI_COMM_WORLD.
 // Every communicator uses MPI_ERRORS_RETURN, so an MPI failure becomes a
 // rejected Promise carrying MPI's own error string instead of aborting.
@@ -271,6 +278,27 @@ class Work : public Napi::AsyncWorker {
   int result_ = 0;
 };
 
+/**
+ * Runs a collective: on this thread now (Sync: returns its result, throws on
+ * an MPI error) or as async work on the libuv pool (returns a Promise).
+ */
+template <bool Sync>
+Napi::Value Launch(const Napi::Env& env, const char* what, std::function<int(int*)> fn,
+                   std::initializer_list<const Buf*> keep, const Check* k = nullptr) {
+  if constexpr (Sync) {
+    int out = 0;
+    int rc = fn(&out);
+    if (rc != MPI_SUCCESS)
+      throw Napi::Error::New(env, std::string(what) + " failed in MPI: " + MpiErrorString(rc));
+    return Napi::Number::New(env, out);
+  } else {
+    auto* w = new Work(env, what, std::move(fn));
+    if (k != nullptr) w->Keep(*k);
+    for (const Buf* b : keep) w->Keep(*b);
+    return w->Start();
+  }
+}
+
 // --- lifecycle ---------------------------------------------------------------
 
 Napi::Value Init(const Napi::CallbackInfo& info) {
@@ -419,6 +447,7 @@ Napi::Value Free(const Napi::CallbackInfo& info) {
 // --- collectives -------------------------------------------------------------------
 
 /** allReduce(handle, send, recv, op): recv may be send itself (in place). */
+template <bool Sync>
 Napi::Value AllReduce(const Napi::CallbackInfo& info) {
   MPI_Comm c = CommArg(info, 0);
   Buf s = BufArg(info, 1, "send"), r = BufArg(info, 2, "recv");
@@ -435,13 +464,10 @@ Napi::Value AllReduce(const Napi::CallbackInfo& info) {
   int n = static_cast<int>(s.length);
   MPI_Datatype t = s.type;
   Check k = CheckArg(info, 4, c);
-  auto* w = new Work(info.Env(), "allReduce", [=](int* out) {
-    return Checked(k, c, out, [=] { return MPI_Allreduce(sp, rp, n, t, op, c); });
-  });
-  w->Keep(k);
-  w->Keep(s);
-  w->Keep(r);
-  return w->Start();
+  return Launch<Sync>(
+      info.Env(), "allReduce",
+      [=](int* out) { return Checked(k, c, out, [=] { return MPI_Allreduce(sp, rp, n, t, op, c); }); },
+      {&s, &r}, &k);
 }
 
 /** reduceScatter(handle, send, recv, op): send holds size equal blocks of recv.length. */
@@ -460,16 +486,14 @@ Napi::Value ReduceScatter(const Napi::CallbackInfo& info) {
   int n = static_cast<int>(r.length);
   MPI_Datatype t = s.type;
   Check k = CheckArg(info, 4, c);
-  auto* w = new Work(info.Env(), "reduceScatter", [=](int* out) {
-    return Checked(k, c, out, [=] { return MPI_Reduce_scatter_block(sp, rp, n, t, op, c); });
-  });
-  w->Keep(k);
-  w->Keep(s);
-  w->Keep(r);
-  return w->Start();
+  return Launch<false>(
+      info.Env(), "reduceScatter",
+      [=](int* out) { return Checked(k, c, out, [=] { return MPI_Reduce_scatter_block(sp, rp, n, t, op, c); }); },
+      {&s, &r}, &k);
 }
 
 /** allGather(handle, send, recv): recv holds size blocks of send.length, in rank order. */
+template <bool Sync>
 Napi::Value AllGather(const Napi::CallbackInfo& info) {
   MPI_Comm c = CommArg(info, 0);
   Buf s = BufArg(info, 1, "send"), r = BufArg(info, 2, "recv");
@@ -484,16 +508,14 @@ Napi::Value AllGather(const Napi::CallbackInfo& info) {
   int n = static_cast<int>(s.length);
   MPI_Datatype t = s.type;
   Check k = CheckArg(info, 3, c);
-  auto* w = new Work(info.Env(), "allGather", [=](int* out) {
-    return Checked(k, c, out, [=] { return MPI_Allgather(sp, n, t, rp, n, t, c); });
-  });
-  w->Keep(k);
-  w->Keep(s);
-  w->Keep(r);
-  return w->Start();
+  return Launch<Sync>(
+      info.Env(), "allGather",
+      [=](int* out) { return Checked(k, c, out, [=] { return MPI_Allgather(sp, n, t, rp, n, t, c); }); },
+      {&s, &r}, &k);
 }
 
 /** allToAll(handle, send, recv): both hold size equal blocks; block j of send goes to rank j. */
+template <bool Sync>
 Napi::Value AllToAll(const Napi::CallbackInfo& info) {
   MPI_Comm c = CommArg(info, 0);
   Buf s = BufArg(info, 1, "send"), r = BufArg(info, 2, "recv");
@@ -509,13 +531,10 @@ Napi::Value AllToAll(const Napi::CallbackInfo& info) {
   int n = static_cast<int>(s.length / p);
   MPI_Datatype t = s.type;
   Check k = CheckArg(info, 3, c);
-  auto* w = new Work(info.Env(), "allToAll", [=](int* out) {
-    return Checked(k, c, out, [=] { return MPI_Alltoall(sp, n, t, rp, n, t, c); });
-  });
-  w->Keep(k);
-  w->Keep(s);
-  w->Keep(r);
-  return w->Start();
+  return Launch<Sync>(
+      info.Env(), "allToAll",
+      [=](int* out) { return Checked(k, c, out, [=] { return MPI_Alltoall(sp, n, t, rp, n, t, c); }); },
+      {&s, &r}, &k);
 }
 
 void CheckLayout(const Napi::Env& env, const Buf& counts, const Buf& displs, const Buf& data, int p,
@@ -541,6 +560,7 @@ void CheckLayout(const Napi::Env& env, const Buf& counts, const Buf& displs, con
 }
 
 /** allToAllV(handle, send, sendCounts, sendDispls, recv, recvCounts, recvDispls) (elements). */
+template <bool Sync>
 Napi::Value AllToAllV(const Napi::CallbackInfo& info) {
   MPI_Comm c = CommArg(info, 0);
   Buf s = BufArg(info, 1, "send");
@@ -556,11 +576,9 @@ Napi::Value AllToAllV(const Napi::CallbackInfo& info) {
   auto *scp = static_cast<const int*>(sc.data), *sdp = static_cast<const int*>(sd.data);
   auto *rcp = static_cast<const int*>(rc.data), *rdp = static_cast<const int*>(rd.data);
   MPI_Datatype t = s.type;
-  auto* w = new Work(info.Env(), "allToAllV", [=](int*) {
-    return MPI_Alltoallv(sp, scp, sdp, t, rp, rcp, rdp, t, c);
-  });
-  for (const Buf* b : {&s, &sc, &sd, &r, &rc, &rd}) w->Keep(*b);
-  return w->Start();
+  return Launch<Sync>(
+      info.Env(), "allToAllV", [=](int*) { return MPI_Alltoallv(sp, scp, sdp, t, rp, rcp, rdp, t, c); },
+      {&s, &sc, &sd, &r, &rc, &rd});
 }
 
 /** broadcast(handle, buf, root): in place. */
@@ -577,20 +595,17 @@ Napi::Value Broadcast(const Napi::CallbackInfo& info) {
   int n = static_cast<int>(b.length);
   MPI_Datatype t = b.type;
   Check k = CheckArg(info, 3, c);
-  auto* w = new Work(info.Env(), "broadcast", [=](int* out) {
-    return Checked(k, c, out, [=] { return MPI_Bcast(bp, n, t, root, c); });
-  });
-  w->Keep(k);
-  w->Keep(b);
-  return w->Start();
+  return Launch<false>(
+      info.Env(), "broadcast",
+      [=](int* out) { return Checked(k, c, out, [=] { return MPI_Bcast(bp, n, t, root, c); }); }, {&b}, &k);
 }
 
 Napi::Value Barrier(const Napi::CallbackInfo& info) {
   MPI_Comm c = CommArg(info, 0);
   Check k = CheckArg(info, 1, c);
-  auto* w = new Work(info.Env(), "barrier", [=](int* out) { return Checked(k, c, out, [=] { return MPI_Barrier(c); }); });
-  w->Keep(k);
-  return w->Start();
+  return Launch<false>(
+      info.Env(), "barrier", [=](int* out) { return Checked(k, c, out, [=] { return MPI_Barrier(c); }); }, {},
+      &k);
 }
 
 Napi::Object Module(Napi::Env env, Napi::Object exports) {
@@ -604,11 +619,15 @@ Napi::Object Module(Napi::Env env, Napi::Object exports) {
   exports.Set("size", Napi::Function::New(env, Size));
   exports.Set("split", Napi::Function::New(env, Split));
   exports.Set("free", Napi::Function::New(env, Free));
-  exports.Set("allReduce", Napi::Function::New(env, AllReduce));
+  exports.Set("allReduce", Napi::Function::New(env, AllReduce<false>));
   exports.Set("reduceScatter", Napi::Function::New(env, ReduceScatter));
-  exports.Set("allGather", Napi::Function::New(env, AllGather));
-  exports.Set("allToAll", Napi::Function::New(env, AllToAll));
-  exports.Set("allToAllV", Napi::Function::New(env, AllToAllV));
+  exports.Set("allGather", Napi::Function::New(env, AllGather<false>));
+  exports.Set("allToAll", Napi::Function::New(env, AllToAll<false>));
+  exports.Set("allToAllV", Napi::Function::New(env, AllToAllV<false>));
+  exports.Set("allReduceSync", Napi::Function::New(env, AllReduce<true>));
+  exports.Set("allGatherSync", Napi::Function::New(env, AllGather<true>));
+  exports.Set("allToAllSync", Napi::Function::New(env, AllToAll<true>));
+  exports.Set("allToAllVSync", Napi::Function::New(env, AllToAllV<true>));
   exports.Set("broadcast", Napi::Function::New(env, Broadcast));
   exports.Set("barrier", Napi::Function::New(env, Barrier));
   return exports;

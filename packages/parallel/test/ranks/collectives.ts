@@ -74,3 +74,60 @@ export async function collectives(world: Communicator) {
   out.allReduceBytes = s.allReduce.bytes;
   return out;
 }
+
+/**
+ * The blocking (*Sync) collectives: the same literal inputs as above must give
+ * the same results as the asynchronous ones, on the world and on a
+ * sub-communicator; a blocking call while an async one is pending, and
+ * mismatched lengths, are errors on every rank.
+ */
+export async function blockingCollectives(world: Communicator) {
+  const r = world.rank;
+  const p = world.size;
+  const out: Record<string, unknown> = {};
+  world.resetStats();
+  out.sumF32 = [...world.allReduceSync(Float32Array.of(r + 1, -(r + 1), 0.5 * r))];
+  out.maxF32 = [...world.allReduceSync(Float32Array.of(r, -r), { op: "max" })].map((x) => x + 0);
+  const iout = new Int32Array(2);
+  world.allReduceSync(Int32Array.of(r, 100), { out: iout });
+  out.sumI32 = [...iout];
+  out.allGather = [...world.allGatherSync(Int32Array.of(r, r * r))];
+  out.allToAll = [...world.allToAllSync(Float32Array.from({ length: p }, (_, j) => 100 * r + j))];
+  const counts = Array.from({ length: p }, (_, j) => j + 1);
+  const vsend = new Float32Array(counts.reduce((a, b) => a + b, 0));
+  let at = 0;
+  counts.forEach((c, j) => {
+    vsend.fill(10 * r + j, at, at + c);
+    at += c;
+  });
+  const v = world.allToAllVSync(vsend, {
+    sendCounts: counts,
+    recvCounts: Array.from({ length: p }, () => r + 1),
+  });
+  out.allToAllV = [...v.data];
+  const sub = await world.split({ color: r % 2, key: r, name: "parity-sync" });
+  out.subSum = [...sub!.allReduceSync(Float32Array.of(r))];
+  // Interleaving blocking and asynchronous collectives is fine once the async ones settled.
+  out.asyncThenSync = [
+    ...(await world.allReduce(Float32Array.of(1))),
+    ...world.allReduceSync(Float32Array.of(2)),
+  ];
+  const pending = world.barrier();
+  try {
+    world.allReduceSync(Float32Array.of(1));
+    out.whilePending = "no error";
+  } catch (e) {
+    out.whilePending = (e as Error).message;
+  }
+  await pending;
+  try {
+    world.allReduceSync(new Float32Array(r === 1 ? 3 : 4));
+    out.mismatch = "no error";
+  } catch (e) {
+    out.mismatch = `${(e as { code: string }).code}: ${(e as Error).message}`;
+  }
+  out.after = [...world.allReduceSync(Float32Array.of(1))];
+  const s = world.stats();
+  out.calls = [s.allReduce.calls, s.allGather.calls, s.allToAll.calls, s.allToAllV.calls];
+  return out;
+}

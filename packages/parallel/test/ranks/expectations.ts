@@ -84,3 +84,31 @@ export function checkMismatches(res: Mismatch[]): void {
   );
   expect(msg(1, "sendCountsSum").message).toMatch(/sendCounts add up to 3 but send has 4 elements/);
 }
+
+/** Literal expected values of ranks/collectives.ts `blockingCollectives` at world size p >= 2. */
+export function checkBlocking(res: Record<string, unknown>[], worldSize: number): void {
+  const p = worldSize;
+  const R = [...Array(p).keys()];
+  const tri = (n: number) => (n * (n + 1)) / 2;
+  res.forEach((o, r) => {
+    expect(o.sumF32).toEqual([tri(p), -tri(p), 0.5 * tri(p - 1)]);
+    expect(o.maxF32).toEqual([p - 1, 0]);
+    expect(o.sumI32).toEqual([tri(p - 1), 100 * p]);
+    expect(o.allGather).toEqual(R.flatMap((q) => [q, q * q]));
+    expect(o.allToAll).toEqual(R.map((q) => 100 * q + r));
+    expect(o.allToAllV).toEqual(R.flatMap((q) => Array(r + 1).fill(10 * q + r)));
+    expect(o.subSum).toEqual([R.filter((q) => q % 2 === r % 2).reduce((a, b) => a + b, 0)]);
+    expect(o.asyncThenSync).toEqual([p, 2 * p]);
+    expect(o.whilePending).toMatch(
+      /allReduceSync on 'world': 1 asynchronous collective\(s\) of this communicator are still pending; await them/,
+    );
+    expect(o.mismatch).toMatch(
+      new RegExp(
+        `^RANK_MISMATCH: allReduceSync #\\d+ on 'world' \\(${p} ranks\\): lengths differ across ranks \\(rank 0: 4, rank 1: 3`,
+      ),
+    );
+    expect(o.after).toEqual([p]);
+    // allReduce (sumF32, maxF32, sumI32, asyncThenSync x2, mismatch, after), allGather, allToAll, allToAllV
+    expect(o.calls).toEqual([7, 1, 1, 1]);
+  });
+}
