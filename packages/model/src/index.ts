@@ -4,9 +4,15 @@ export { ModelConfig, type ModelConfigInput, MoePlacement, moeLayerIndices, Task
 export { type DecodeOptions, decode, greedyDecode, type Hypothesis, type SourceBatch } from "./decode.js";
 export { ModelError, type ModelErrorCode } from "./errors.js";
 export { MoeLayerConfig, type MoeLayerConfigInput } from "./moe/config.js";
-export { type ExpertExchange, LOCAL_EXCHANGE } from "./moe/exchange.js";
-export { BatchedExperts } from "./moe/experts.js";
 export {
+  type ExchangedTokens,
+  type ExpertExchange,
+  type ExpertSlicing,
+  LOCAL_EXCHANGE,
+} from "./moe/exchange.js";
+export { BatchedExperts, type ExpertPlacement } from "./moe/experts.js";
+export {
+  filledSlots,
   MoeLayer,
   type MoeLayerInit,
   type MoeOutput,
@@ -16,6 +22,7 @@ export {
 export {
   type DecoderState,
   type EncoderMemory,
+  type ExpertLayout,
   type ForwardContext,
   type ForwardOutput,
   type ModelBatch,

@@ -37,7 +37,7 @@ import {
 } from "./config.js";
 import { ModelError } from "./errors.js";
 import { applyLinear, applyNorm, drop, type Linear, linear, type Norm, norm, ParamStore } from "./layers.js";
-import type { ExpertExchange } from "./moe/exchange.js";
+import type { ExpertExchange, ExpertSlicing } from "./moe/exchange.js";
 import { MoeLayer } from "./moe/moe_layer.js";
 
 /** One batch of token ids, row-major, with padding masks and per-sentence task ids. */
@@ -120,6 +120,20 @@ export interface DecoderState {
   self: (KVCache | null)[];
 }
 
+/** Where a rank's share of one expert parameter sits in the layer's full tensor. */
+export interface ExpertLayout {
+  /** Global id of the first local expert. */
+  firstExpert: number;
+  localExperts: number;
+  /** Experts of the layer over all ranks. */
+  numExperts: number;
+  /**
+   * Tensor slicing: this rank holds part `rank` of `size` equal parts along
+   * `axis` of each per-expert tensor (the shape without the expert axis).
+   */
+  slice?: { axis: number; rank: number; size: number };
+}
+
 export interface TransformerInit {
   seed: number;
   /** Prefix of tfjs variable names (unique per model in a process, e.g. "teacher"). */
@@ -127,6 +141,8 @@ export interface TransformerInit {
   trainable?: boolean;
   /** Expert parallelism hook for every MoE layer. */
   exchange?: ExpertExchange;
+  /** Tensor slicing of every MoE layer's expert FFNs. */
+  slicing?: ExpertSlicing;
 }
 
 interface DenseFFN {
@@ -248,6 +264,7 @@ export class Transformer {
               name: `${this.store.namespace}.${name}.ffn`,
               trainable: init.trainable ?? true,
               ...(init.exchange ? { exchange: init.exchange } : {}),
+              ...(init.slicing ? { slicing: init.slicing } : {}),
             },
           );
           this.store.adopt(`${name}.ffn`, layer.variables());
@@ -299,14 +316,20 @@ export class Transformer {
    * expert count. Checkpoints store experts by global id, so a run can change
    * its expert-parallel layout.
    */
-  expertLayout(): Map<string, { firstExpert: number; localExperts: number; numExperts: number }> {
-    const out = new Map<string, { firstExpert: number; localExperts: number; numExperts: number }>();
+  expertLayout(): Map<string, ExpertLayout> {
+    const out = new Map<string, ExpertLayout>();
     for (const { name, layer } of this.moeLayers()) {
+      const axes = layer.experts.slicedAxes();
+      const slicing = layer.experts.slicing;
       for (const k of Object.keys(layer.experts.variables())) {
+        const axis = axes[k] ?? null;
         out.set(`${name}.ffn.experts.${k}`, {
           firstExpert: layer.exchange.firstExpert,
           localExperts: layer.experts.numExperts,
           numExperts: layer.config.numExperts,
+          ...(slicing && slicing.size > 1 && axis !== null
+            ? { slice: { axis, rank: slicing.rank, size: slicing.size } }
+            : {}),
         });
       }
     }

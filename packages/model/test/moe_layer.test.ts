@@ -2,7 +2,7 @@ import { Rng, type RouteContext } from "@polymoe/routers";
 import * as tf from "@tensorflow/tfjs-core";
 import { describe, expect, it } from "vitest";
 
-import { MoeLayer, type MoeLayerConfigInput, packRows } from "../src/index.js";
+import { filledSlots, LOCAL_EXCHANGE, MoeLayer, type MoeLayerConfigInput, packRows } from "../src/index.js";
 import { assertClose, assertNoLeak, env, finiteDifferences, onBackend, rand, take, uniq } from "./helpers.js";
 
 const ctx = (o: Partial<RouteContext> = {}): RouteContext => ({ training: true, rng: new Rng(3), ...o });
@@ -303,7 +303,7 @@ describe("MoeLayer config", () => {
             dModel: 4,
             seed: 1,
             name: uniq("ep"),
-            exchange: { worldSize: 4, firstExpert: 0, toExperts: (b) => b, fromExperts: (b) => b },
+            exchange: { worldSize: 4, firstExpert: 0, toExperts: (buf) => ({ buf }), fromExperts: (b) => b },
           },
         ),
     ).toThrow(/numExperts \(6\) must be divisible by the expert-parallel world size \(4\)/);
@@ -325,4 +325,138 @@ describe("packRows", () => {
     expect(p.rows).toBe(1);
     expect(Array.from(p.segments)).toEqual([0, 0, 0, 0, 0, 1]);
   });
+});
+
+describe("expert placement", () => {
+  const cfg = { numExperts: 4, dFF: 8, router: { type: "topk" as const, k: 2 } };
+  const exchange = (worldSize: number, firstExpert: number) => ({
+    worldSize,
+    firstExpert,
+    toExperts: (buf: tf.Tensor3D) => ({ buf }),
+    fromExperts: (b: tf.Tensor3D) => b,
+  });
+
+  it("initial expert weights depend only on the global expert id, not the expert-parallel layout", () => {
+    const M = 3;
+    const full = new MoeLayer(cfg, { dModel: M, seed: 5, name: uniq("ep1") });
+    const halves = [0, 2].map(
+      (first) => new MoeLayer(cfg, { dModel: M, seed: 5, name: uniq("ep2"), exchange: exchange(2, first) }),
+    );
+    for (const k of ["w1", "w2"] as const) {
+      const all = full.experts[k].dataSync();
+      const parts = halves.flatMap((h) => Array.from(h.experts[k].dataSync()));
+      expect(parts).toEqual(Array.from(all));
+    }
+    // Expert 0 of a 1-expert stack draws the same numbers as expert 0 of a 4-expert one.
+    const one = new MoeLayer(
+      { ...cfg, numExperts: 1, router: { type: "topk", k: 1 } },
+      {
+        dModel: M,
+        seed: 5,
+        name: uniq("e1"),
+      },
+    );
+    expect(Array.from(one.experts.w1.dataSync())).toEqual(
+      Array.from(full.experts.w1.dataSync()).slice(0, M * 8),
+    );
+    for (const l of [full, one, ...halves]) l.dispose();
+  });
+
+  it("tensor slices hold w1's columns and w2's rows; their partial outputs sum to the full experts'", () => {
+    const M = 3;
+    const F = 8;
+    const full = new MoeLayer(cfg, { dModel: M, seed: 9, name: uniq("tp1") });
+    const slices = [0, 1].map(
+      (rank) =>
+        new MoeLayer(cfg, {
+          dModel: M,
+          seed: 9,
+          name: uniq("tp2"),
+          slicing: { size: 2, rank, enter: (x) => x, reduce: (y) => y },
+        }),
+    );
+    expect(slices[0]!.experts.w1.shape).toEqual([4, M, F / 2]);
+    expect(slices[1]!.experts.w2.shape).toEqual([4, F / 2, M]);
+    expect(slices[0]!.experts.b1!.shape).toEqual([4, F / 2]);
+    expect(slices[0]!.experts.slicedAxes()).toEqual({ w1: 1, w2: 0, b1: 0, b2: null });
+    tf.tidy(() => {
+      const w1 = full.experts.w1;
+      const left = tf.slice(w1, [0, 0, 0], [4, M, F / 2]);
+      expect(Array.from(slices[0]!.experts.w1.dataSync())).toEqual(Array.from(left.dataSync()));
+      // b2 is added once: the slices' outputs without b2 sum to the full output without b2.
+      const b2 = tf.tensor2d(rand(4 * M, 3), [4, M]);
+      full.experts.b2!.assign(b2);
+      for (const s of slices) s.experts.b2!.assign(tf.zerosLike(b2));
+      const x = tf.tensor3d(rand(4 * 5 * M, 4), [4, 5, M]);
+      const want = full.experts.apply(x);
+      const got = tf.add(
+        tf.add(slices[0]!.experts.apply(x), slices[1]!.experts.apply(x)),
+        tf.reshape(b2, [4, 1, M]),
+      );
+      assertClose(got.dataSync() as Float32Array, want.dataSync() as Float32Array, {
+        rtol: 1e-5,
+        atol: 1e-6,
+      });
+    });
+    expect(
+      () =>
+        new MoeLayer(
+          { ...cfg, dFF: 7 },
+          {
+            dModel: M,
+            seed: 1,
+            name: "odd.ffn",
+            slicing: { size: 2, rank: 0, enter: (x) => x, reduce: (y) => y },
+          },
+        ),
+    ).toThrow(/odd.ffn.experts: dFF \(7\) must be divisible by the tensor-parallel size \(2\)/);
+    for (const l of [full, ...slices]) l.dispose();
+  });
+
+  it("filledSlots: one past the highest assigned slot per expert; the local exchange passes counts on", () => {
+    // E = 3, C = 4: expert 0 slots 0, 1; expert 1 none; expert 2 slots 0 and 2 (a hole at 1); one dropped pair.
+    const pairs = { token: Int32Array.from([0, 1, 2, 3, 4]), dest: Int32Array.from([0, 1, 8, -1, 10]) };
+    expect(Array.from(filledSlots(pairs, 3, 4))).toEqual([2, 0, 3]);
+    const buf = tf.zeros([2, 3, 1]) as tf.Tensor3D;
+    expect(LOCAL_EXCHANGE.toExperts(buf, Int32Array.of(1, 2)).counts).toEqual(Int32Array.of(1, 2));
+    expect(LOCAL_EXCHANGE.toExperts(buf).counts).toBeUndefined();
+    buf.dispose();
+  });
+
+  it.each(env.backends)(
+    "applyBlocks on %s: valid rows of each (expert, block) as apply() computes them, padding rows zero",
+    (backend) =>
+      onBackend(backend, () => {
+        const [E, W, B, M] = [2, 2, 3, 4];
+        const layer = new MoeLayer(
+          { numExperts: E, dFF: 6, router: { type: "topk", k: 1 } },
+          { dModel: M, seed: 4, name: uniq("blocks") },
+        );
+        tf.tidy(() => {
+          layer.experts.b1!.assign(tf.tensor2d(rand(E * 6, 1), [E, 6]));
+          layer.experts.b2!.assign(tf.tensor2d(rand(E * M, 2), [E, M]));
+          const buf = tf.tensor3d(rand(E * W * B * M, 3), [E, W * B, M]);
+          const counts = Int32Array.of(2, 0, 3, 1); // [E, W]
+          const got = layer.experts.applyBlocks(buf, counts).dataSync();
+          const dense = layer.experts.apply(buf).dataSync();
+          for (let e = 0; e < E; e++) {
+            for (let i = 0; i < W; i++) {
+              for (let r = 0; r < B; r++) {
+                const at = ((e * W + i) * B + r) * M;
+                const valid = r < (counts[e * W + i] as number);
+                const want = valid ? Array.from(dense.slice(at, at + M)) : [0, 0, 0, 0];
+                assertClose(got.slice(at, at + M) as Float32Array, Float32Array.from(want), {
+                  rtol: 1e-5,
+                  atol: 1e-6,
+                });
+              }
+            }
+          }
+          expect(() => layer.experts.applyBlocks(buf, Int32Array.of(4, 0, 0, 0))).toThrow(
+            /applyBlocks: counts\[0, 0\] = 4 is outside the block of 3 rows/,
+          );
+        });
+        layer.dispose();
+      }),
+  );
 });

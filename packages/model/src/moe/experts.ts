@@ -1,28 +1,54 @@
 import { gelu, groupedMatMul } from "@polymoe/kernels";
 import {
   add,
+  concat,
+  gather,
   matMul,
   randomNormal,
   relu,
   reshape,
+  slice,
+  stack,
   type Tensor2D,
   type Tensor3D,
+  tensor1d,
+  tidy,
   type Variable,
   variable,
   zeros,
 } from "@tensorflow/tfjs-core";
 
+import { ModelError } from "../errors.js";
+import type { ExpertSlicing } from "./exchange.js";
+
+/** Where a rank's experts sit in the layer: global ids and tensor slicing. */
+export interface ExpertPlacement {
+  /** Global id of the first local expert (expert parallelism). Default 0. */
+  firstExpert?: number;
+  /** Tensor slicing of each expert across a tensor-parallel group. */
+  slicing?: ExpertSlicing;
+}
+
 /**
  * E two-layer FFN experts evaluated together, either as one batched matmul per
  * layer over a capacity buffer [E, C, M] (`apply`), or as grouped matmuls over
- * the rows each expert was actually routed (`applyGrouped`).
- * w1 [E, M, F], b1 [E, F], w2 [E, F, M], b2 [E, M].
+ * the rows each expert was actually routed (`applyGrouped`, `applyBlocks`).
+ * w1 [E, M, F], b1 [E, F], w2 [E, F, M], b2 [E, M]. Under tensor slicing F is
+ * this rank's slice, dFF / slicing.size, and b2 is added once, after the
+ * slices' partial outputs are summed.
+ *
+ * Initialisation depends only on (seed, global expert id): expert e draws
+ * w1 from seed + 2e and w2 from seed + 2e + 1 at full width, then keeps its
+ * slice, so any expert-/tensor-parallel layout starts from the same weights.
  */
 export class BatchedExperts {
   readonly w1: Variable;
   readonly w2: Variable;
   readonly b1: Variable | null;
   readonly b2: Variable | null;
+  /** F of this rank's slice (dFF without tensor slicing). */
+  readonly localFF: number;
+  readonly slicing: ExpertSlicing | null;
 
   constructor(
     readonly numExperts: number,
@@ -33,30 +59,51 @@ export class BatchedExperts {
     seed: number,
     name: string,
     trainable = true,
+    placement: ExpertPlacement = {},
   ) {
     const [E, M, F] = [numExperts, dModel, dFF];
-    this.w1 = variable(
-      randomNormal([E, M, F], 0, 1 / Math.sqrt(M), "float32", seed),
-      trainable,
-      `${name}.w1`,
-    );
-    this.w2 = variable(
-      randomNormal([E, F, M], 0, 1 / Math.sqrt(F), "float32", seed + 1),
-      trainable,
-      `${name}.w2`,
-    );
-    this.b1 = bias ? variable(zeros([E, F]), trainable, `${name}.b1`) : null;
+    const first = placement.firstExpert ?? 0;
+    this.slicing = placement.slicing && placement.slicing.size > 1 ? placement.slicing : null;
+    const tp = this.slicing?.size ?? 1;
+    const k = this.slicing?.rank ?? 0;
+    if (F % tp !== 0) {
+      throw new ModelError(
+        "INVALID_CONFIG",
+        `${name}: dFF (${F}) must be divisible by the tensor-parallel size (${tp})`,
+      );
+    }
+    const Fl = F / tp;
+    this.localFF = Fl;
+    const [w1, w2] = tidy(() => {
+      const w1s: Tensor2D[] = [];
+      const w2s: Tensor2D[] = [];
+      for (let l = 0; l < E; l++) {
+        const e = first + l;
+        const a = randomNormal([M, F], 0, 1 / Math.sqrt(M), "float32", seed + 2 * e) as Tensor2D;
+        const b = randomNormal([F, M], 0, 1 / Math.sqrt(F), "float32", seed + 2 * e + 1) as Tensor2D;
+        w1s.push(tp === 1 ? a : (slice(a, [0, k * Fl], [M, Fl]) as Tensor2D));
+        w2s.push(tp === 1 ? b : (slice(b, [k * Fl, 0], [Fl, M]) as Tensor2D));
+      }
+      return [stack(w1s) as Tensor3D, stack(w2s) as Tensor3D];
+    });
+    this.w1 = variable(w1, trainable, `${name}.w1`);
+    this.w2 = variable(w2, trainable, `${name}.w2`);
+    w1.dispose();
+    w2.dispose();
+    this.b1 = bias ? variable(zeros([E, Fl]), trainable, `${name}.b1`) : null;
     this.b2 = bias ? variable(zeros([E, M]), trainable, `${name}.b2`) : null;
   }
 
   /** buf: <float32>[E, C, M] -> <float32>[E, C, M]. */
   apply(buf: Tensor3D): Tensor3D {
     const [E, , M] = buf.shape;
-    const F = this.dFF;
-    let h = matMul(buf, this.w1) as Tensor3D;
+    const F = this.localFF;
+    const x = this.slicing ? this.slicing.enter(buf) : buf;
+    let h = matMul(x, this.w1) as Tensor3D;
     if (this.b1) h = add(h, reshape(this.b1, [E, 1, F])) as Tensor3D;
     h = (this.activation === "gelu" ? gelu(h) : relu(h)) as Tensor3D;
     let out = matMul(h, this.w2) as Tensor3D;
+    if (this.slicing) out = this.slicing.reduce(out);
     if (this.b2) out = add(out, reshape(this.b2, [E, 1, M])) as Tensor3D;
     return out;
   }
@@ -69,20 +116,83 @@ export class BatchedExperts {
    * (the activation maps 0 to 0). Returns <float32>[R, M].
    */
   applyGrouped(rows: Tensor2D, segments: Int32Array): Tensor2D {
-    const h = groupedMatMul(
-      rows,
-      this.w1 as Tensor3D,
-      segments,
-      this.b1 ? { bias: this.b1 as Tensor2D } : {},
-    );
+    const x = this.slicing ? this.slicing.enter(rows) : rows;
+    const h = groupedMatMul(x, this.w1 as Tensor3D, segments, this.b1 ? { bias: this.b1 as Tensor2D } : {});
     const a = (this.activation === "gelu" ? gelu(h) : relu(h)) as Tensor2D;
-    return groupedMatMul(a, this.w2 as Tensor3D, segments, this.b2 ? { bias: this.b2 as Tensor2D } : {});
+    if (!this.slicing) {
+      return groupedMatMul(a, this.w2 as Tensor3D, segments, this.b2 ? { bias: this.b2 as Tensor2D } : {});
+    }
+    // Sliced: sum the partial products over the group, then add b2 once, to covered rows only.
+    const out = this.slicing.reduce(groupedMatMul(a, this.w2 as Tensor3D, segments));
+    if (!this.b2) return out;
+    const R = rows.shape[0];
+    const E = this.numExperts;
+    const expertOfRow = new Int32Array(R).fill(E); // E = the appended zero row
+    for (let s = 0; s < segments.length; s += 3) {
+      expertOfRow.fill(
+        segments[s + 2] as number,
+        segments[s] as number,
+        (segments[s] as number) + (segments[s + 1] as number),
+      );
+    }
+    const b2z = concat([this.b2 as Tensor2D, zeros([1, this.dModel])]);
+    return add(out, gather(b2z, tensor1d(expertOfRow, "int32"))) as Tensor2D;
+  }
+
+  /**
+   * What an expert-parallel exchange delivers: buf <float32>[E, R, M] holding
+   * W blocks of R / W rows per expert (one per source rank), `counts`
+   * <int32>[E, W] valid rows at the start of each block. Only valid rows are
+   * computed (grouped matmuls); padding rows come out zero. Without counts
+   * every row is valid (`apply`). Returns <float32>[E, R, M].
+   */
+  applyBlocks(buf: Tensor3D, counts?: Int32Array): Tensor3D {
+    if (!counts) return this.apply(buf);
+    const [E, R, M] = buf.shape;
+    const W = counts.length / E;
+    if (!Number.isInteger(W) || W < 1 || R % W !== 0) {
+      throw new ModelError(
+        "SHAPE_MISMATCH",
+        `applyBlocks: counts has ${counts.length} entries for ${E} experts and ${R} rows per expert; ` +
+          "expected experts * blocks entries, with the blocks dividing the rows",
+      );
+    }
+    const block = R / W;
+    const segments = new Int32Array(3 * E * W);
+    for (let e = 0; e < E; e++) {
+      for (let i = 0; i < W; i++) {
+        const n = counts[e * W + i] as number;
+        if (!(n >= 0 && n <= block)) {
+          throw new ModelError(
+            "SHAPE_MISMATCH",
+            `applyBlocks: counts[${e}, ${i}] = ${n} is outside the block of ${block} rows`,
+          );
+        }
+        const s = 3 * (e * W + i);
+        segments[s] = e * R + i * block;
+        segments[s + 1] = n;
+        segments[s + 2] = e;
+      }
+    }
+    const out = this.applyGrouped(reshape(buf, [E * R, M]) as Tensor2D, segments);
+    return reshape(out, [E, R, M]) as Tensor3D;
   }
 
   variables(): Record<string, Variable> {
     const v: Record<string, Variable> = { w1: this.w1, w2: this.w2 };
     if (this.b1) v.b1 = this.b1;
     if (this.b2) v.b2 = this.b2;
+    return v;
+  }
+
+  /**
+   * The axis of each variable's per-expert tensor (w1 [M, F], b1 [F],
+   * w2 [F, M], b2 [M]) that tensor slicing splits, or null (replicated).
+   */
+  slicedAxes(): Record<string, number | null> {
+    const v: Record<string, number | null> = { w1: 1, w2: 0 };
+    if (this.b1) v.b1 = 0;
+    if (this.b2) v.b2 = null;
     return v;
   }
 

@@ -5,8 +5,10 @@
 // Forward, in order:
 //   1. route        x [T, M] -> pairs (token, dest = e*C + slot), combine weights [P]
 //   2. dispatch     x [T, M] -> buf [E*C, M]               (index gather, no one-hot)
-//   3. all-to-all   buf [E, C, M] -> [E_local, W*C, M]     (identity at W = 1)
-//   4. experts      [E_local, W*C, M] -> same              (two batched matmuls)
+//   3. all-to-all   buf [E, C, M] -> [E_local, W*C, M]     (filled slots only, with
+//                   their counts per (expert, source rank) block)
+//   4. experts      [E_local, W*C, M] -> same              (grouped matmuls over the
+//                   filled rows of each block)
 //   With all experts local (W = 1), steps 2-6 use the packed layout instead:
 //   buf [kept pairs, M] with each expert's rows back to back, and grouped
 //   matmuls that run each expert on its own rows only (see packRows).
@@ -34,7 +36,7 @@ import {
 
 import { ModelError } from "../errors.js";
 import { MoeLayerConfig, type MoeLayerConfigInput } from "./config.js";
-import { type ExpertExchange, LOCAL_EXCHANGE } from "./exchange.js";
+import { type ExpertExchange, type ExpertSlicing, LOCAL_EXCHANGE } from "./exchange.js";
 import { BatchedExperts } from "./experts.js";
 
 export interface MoeLayerInit {
@@ -44,6 +46,8 @@ export interface MoeLayerInit {
   name: string;
   /** Expert parallelism: the all-to-all hook (default: all experts local). */
   exchange?: ExpertExchange;
+  /** Tensor slicing of the expert FFNs (default: none). */
+  slicing?: ExpertSlicing;
   trainable?: boolean;
 }
 
@@ -88,6 +92,21 @@ export function packRows(
   return { pairs: { token: pairs.token, dest }, rows: Math.max(1, next), segments };
 }
 
+/**
+ * <int32>[E] slots of each expert's capacity that must travel: one past the
+ * highest slot a pair was assigned (routers fill slots from 0, so this is the
+ * kept count; a hole would travel as a zero row, never read).
+ */
+export function filledSlots(pairs: MoePairs, E: number, C: number): Int32Array {
+  const counts = new Int32Array(E);
+  for (const d of pairs.dest) {
+    if (d < 0) continue;
+    const e = Math.floor(d / C);
+    counts[e] = Math.max(counts[e] as number, d - e * C + 1);
+  }
+  return counts;
+}
+
 export class MoeLayer {
   readonly config: MoeLayerConfig;
   readonly router: Router;
@@ -125,9 +144,10 @@ export class MoeLayer {
       c.dFF,
       c.activation,
       c.expertBias,
-      seed + 100 + this.exchange.firstExpert,
+      seed + 100,
       `${name}.experts`,
       trainable,
+      { firstExpert: this.exchange.firstExpert, ...(init.slicing ? { slicing: init.slicing } : {}) },
     );
     this.residual = c.residual
       ? {
@@ -177,12 +197,15 @@ export class MoeLayer {
       } else {
         // 2. dispatch
         const buf = moeDispatch(x, routing.pairs, E * C);
-        // 3. all-to-all to the experts' ranks
-        const local = this.exchange.toExperts(reshape(buf, [E, C, M]) as Tensor3D);
-        // 4. experts
-        const out = this.experts.apply(local);
+        // 3. all-to-all to the experts' ranks (filled slots per expert travel along)
+        const sent = this.exchange.toExperts(
+          reshape(buf, [E, C, M]) as Tensor3D,
+          filledSlots(routing.pairs, E, C),
+        );
+        // 4. experts, on the filled rows of each (expert, source rank) block
+        const out = this.experts.applyBlocks(sent.buf, sent.counts);
         // 5. all-to-all back
-        const back = this.exchange.fromExperts(out);
+        const back = this.exchange.fromExperts(out, sent);
         // 6. combine
         moe = moeCombine(reshape(back, [E * C, M]) as Tensor2D, routing.pairs, T, routing.combineWeight);
       }
