@@ -7,6 +7,7 @@ export { MoeLayerConfig, type MoeLayerConfigInput } from "./moe/config.js";
 export {
   type ExchangedTokens,
   type ExpertExchange,
+  type ExpertExchangeFactory,
   type ExpertSlicing,
   LOCAL_EXCHANGE,
 } from "./moe/exchange.js";

@@ -37,7 +37,7 @@ import {
 } from "./config.js";
 import { ModelError } from "./errors.js";
 import { applyLinear, applyNorm, drop, type Linear, linear, type Norm, norm, ParamStore } from "./layers.js";
-import type { ExpertExchange, ExpertSlicing } from "./moe/exchange.js";
+import type { ExpertExchange, ExpertExchangeFactory, ExpertSlicing } from "./moe/exchange.js";
 import { MoeLayer } from "./moe/moe_layer.js";
 
 /** One batch of token ids, row-major, with padding masks and per-sentence task ids. */
@@ -139,8 +139,8 @@ export interface TransformerInit {
   /** Prefix of tfjs variable names (unique per model in a process, e.g. "teacher"). */
   namespace?: string;
   trainable?: boolean;
-  /** Expert parallelism hook for every MoE layer. */
-  exchange?: ExpertExchange;
+  /** Expert parallelism hook for every MoE layer, or a factory making one per layer. */
+  exchange?: ExpertExchange | ExpertExchangeFactory;
   /** Tensor slicing of every MoE layer's expert FFNs. */
   slicing?: ExpertSlicing;
 }
@@ -249,9 +249,14 @@ export class Transformer {
         };
         const m = moeAt.indexOf(i);
         if (placement && m >= 0) {
+          const numExperts = Array.isArray(experts) ? (experts[m] as number) : (experts as number);
+          const exchange =
+            typeof init.exchange === "function"
+              ? init.exchange({ name: `${stack}.layers.${i}`, numExperts })
+              : init.exchange;
           const layer = new MoeLayer(
             {
-              numExperts: Array.isArray(experts) ? (experts[m] as number) : (experts as number),
+              numExperts,
               dFF: placement.dFF ?? c.dFF,
               activation: c.activation,
               expertBias: placement.expertBias,
@@ -263,7 +268,7 @@ export class Transformer {
               seed: next(),
               name: `${this.store.namespace}.${name}.ffn`,
               trainable: init.trainable ?? true,
-              ...(init.exchange ? { exchange: init.exchange } : {}),
+              ...(exchange ? { exchange } : {}),
               ...(init.slicing ? { slicing: init.slicing } : {}),
             },
           );

@@ -61,6 +61,15 @@ export {
 } from "./launch.js";
 export { createLocalCommunicator } from "./local.js";
 export {
+  CommClock,
+  CommExpertExchange,
+  CommExpertSlicing,
+  type CommTime,
+  type ModelCommStats,
+  type ModelParallelHooks,
+  modelParallelHooks,
+} from "./model_parallel.js";
+export {
   commBuffer,
   finalizeMpi,
   type MpiInfo,

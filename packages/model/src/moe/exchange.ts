@@ -48,6 +48,13 @@ export interface ExpertExchange {
   fromExperts(out: Tensor3D, sent: ExchangedTokens): Tensor3D;
 }
 
+/**
+ * Builds the exchange of one MoE layer (layers may have different expert
+ * counts, hence different first experts per rank). The Transformer calls it
+ * once per MoE layer, in order.
+ */
+export type ExpertExchangeFactory = (layer: { name: string; numExperts: number }) => ExpertExchange;
+
 /** World size 1: every expert is local; the exchange is the identity (counts [E] = [E, 1]). */
 export const LOCAL_EXCHANGE: ExpertExchange = {
   worldSize: 1,
