@@ -142,7 +142,7 @@ async function measure(name: string): Promise<Measured> {
   let flops = 0;
   try {
     for (let i = 0; i < warmup + steps; i++) {
-      const r = trainer.trainStep();
+      const r = await trainer.trainStep();
       const batch = last as TrainBatch;
       if (i < warmup) continue;
       const t = r.timings;

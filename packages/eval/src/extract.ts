@@ -14,8 +14,10 @@ import { temperatureAt } from "@polymoe/routers";
 import {
   CHECKPOINT_FORMAT,
   type CheckpointState,
+  modelBytes,
   modelTensors,
-  SafetensorsFile,
+  openModelTensors,
+  type TensorReader,
   writeFileAtomic,
   writeSafetensors,
 } from "@polymoe/train";
@@ -74,7 +76,7 @@ function softmax(xs: number[]): number[] {
 
 /** The experts and weights a task router assigns to task `id` (as the full model computes them at evaluation). */
 function taskRouting(
-  file: SafetensorsFile,
+  file: TensorReader,
   layer: string,
   router: Record<string, unknown>,
   id: number,
@@ -111,7 +113,7 @@ function taskRouting(
   return { experts, weights };
 }
 
-const fileParameters = (f: SafetensorsFile) =>
+const fileParameters = (f: TensorReader) =>
   f.names().reduce((n, name) => n + f.shape(name).reduce((a, b) => a * b, 1), 0);
 
 /**
@@ -131,7 +133,7 @@ export async function extractTask(
   const { space, tokenizerFile, state } = await openCheckpoint(dir, opts);
   const full = state.model as ModelConfig;
   const config = structuredClone(full) as ModelConfig;
-  const file = SafetensorsFile.open(path.join(dir, "model.safetensors"));
+  const file = openModelTensors(dir);
   try {
     const layers: ExtractionInfo["layers"] = [];
     const folded = new Map<
@@ -221,7 +223,7 @@ export async function extractTask(
     });
     rmSync(outDir, { recursive: true, force: true });
     mkdirSync(outDir, { recursive: true });
-    const sourceBytes = statSync(path.join(dir, "model.safetensors")).size;
+    const sourceBytes = modelBytes(dir);
     const sourceParameters = fileParameters(file);
     const info: ExtractionInfo = { source: dir, task, layers, sourceParameters, sourceBytes };
     writeSafetensors(path.join(outDir, "model.safetensors"), modelTensors(sub), {

@@ -10,7 +10,7 @@ import {
   taskSpaceOf,
 } from "@polymoe/data";
 import { Transformer } from "@polymoe/model";
-import { type CheckpointState, loadCheckpoint } from "@polymoe/train";
+import { type CheckpointState, loadCheckpoint, TensorSet } from "@polymoe/train";
 
 import { EvaluationError } from "./errors.js";
 
@@ -76,8 +76,11 @@ export async function openCheckpoint(
 ): Promise<CheckpointInfo> {
   const dir = resolveCheckpointDir(dirArg);
   const state = JSON.parse(readFileSync(path.join(dir, "state.json"), "utf8")) as LoadedModel["state"];
-  if (!existsSync(path.join(dir, "model.safetensors"))) {
-    throw new EvaluationError("CHECKPOINT_MISSING", `${dir}: model.safetensors is missing`);
+  if (TensorSet.partFiles(dir, "model").length === 0) {
+    throw new EvaluationError(
+      "CHECKPOINT_MISSING",
+      `${dir}: model.safetensors (or the model.rank<r>.safetensors shards of a parallel run) is missing`,
+    );
   }
   const runConfig = (state.config ?? {}) as { data?: { corpus?: string } };
   const corpusDir = opts.corpus ?? runConfig.data?.corpus;

@@ -8,8 +8,9 @@ import path from "node:path";
 import { type ModelConfig, moeLayerIndices, Transformer } from "@polymoe/model";
 import {
   CHECKPOINT_FORMAT,
+  modelBytes,
   modelTensors,
-  SafetensorsFile,
+  openModelTensors,
   writeFileAtomic,
   writeSafetensors,
 } from "@polymoe/train";
@@ -100,7 +101,7 @@ export async function pruneExperts(
       "INVALID_ARGUMENT",
       `${info.dir} is a dense model: there are no experts to prune`,
     );
-  const file = SafetensorsFile.open(path.join(info.dir, "model.safetensors"));
+  const file = openModelTensors(info.dir);
   try {
     const pruned = new Transformer(config, { seed: 1, namespace: `prune${Date.now() % 1e6}` });
     tidy(() => {
@@ -154,7 +155,7 @@ export async function pruneExperts(
       layers,
       parameters: pruned.numParameters(),
       bytes: statSync(path.join(outDir, "model.safetensors")).size,
-      sourceBytes: statSync(path.join(info.dir, "model.safetensors")).size,
+      sourceBytes: modelBytes(info.dir),
     };
     pruned.dispose();
     return result;

@@ -70,14 +70,14 @@ const t = new Trainer({
   progress: new Progress({ write: () => true } as never, false),
   handleSignals: false,
 });
-for (let i = 0; i < 3; i++) t.trainStep();
+for (let i = 0; i < 3; i++) await t.trainStep();
 const N = 8;
 const t0 = performance.now();
-for (let i = 0; i < N; i++) t.trainStep();
+for (let i = 0; i < N; i++) await t.trainStep();
 const ms = (performance.now() - t0) / N;
 console.log(`step ${ms.toFixed(0)} ms, ${(((B * L) / ms) * 1000).toFixed(0)} target tok/s`);
-const prof = await tf.profile(() => {
-  t.trainStep();
+const prof = await tf.profile(async () => {
+  await t.trainStep();
 });
 const byK = new Map<string, [number, number]>();
 for (const k of prof.kernels) {

@@ -2,20 +2,39 @@
 export {
   architectureDiff,
   CHECKPOINT_FORMAT,
+  type CheckpointLayout,
   type CheckpointState,
   checkpointsDir,
   type LoadOptions,
   lastCheckpoint,
   loadCheckpoint,
+  modelBytes,
   modelTensors,
+  momentSource,
+  openModelTensors,
+  type ParallelSaveInput,
+  type RankState,
+  readRankStates,
   type SaveOptions,
   saveCheckpoint,
+  saveParallelCheckpoint,
+  type TensorReader,
+  TensorSet,
 } from "./checkpoint.js";
 export { InitConfig, TrainConfig, type TrainConfigInput } from "./config.js";
 export { TrainError, type TrainErrorCode } from "./errors.js";
 export { aggregateExperts, initExpertsFromDense } from "./init_methods.js";
 export { labelSmoothedCrossEntropy, type TokenLoss } from "./loss.js";
-export { AdamW, globalNorm, OptimizerConfig, type OptimizerState } from "./optimizer.js";
+export { AdamW, decayOf, globalNorm, OptimizerConfig, type OptimizerState } from "./optimizer.js";
+export {
+  createParallelRuntime,
+  type FlatSegment,
+  type MomentPiece,
+  type MomentSource,
+  type OptimizerCommTimes,
+  type ParallelRuntime,
+  ShardedOptimizer,
+} from "./parallel.js";
 export { Progress, type ProgressFields } from "./progress.js";
 export {
   encodeSafetensors,
@@ -27,6 +46,7 @@ export {
 export { LrSchedule, learningRate } from "./schedule.js";
 export {
   type BatchSource,
+  type CommTimings,
   type DevEvaluator,
   type DevResult,
   evaluateLoss,

@@ -7,13 +7,12 @@ import path from "node:path";
 
 import type { Transformer } from "@polymoe/model";
 import { add, randomNormal, tensor, tidy, type Variable } from "@tensorflow/tfjs-core";
-
+import { openModelTensors, type TensorSet } from "./checkpoint.js";
 import { TrainError } from "./errors.js";
-import { SafetensorsFile } from "./safetensors.js";
 
 /** Parameters of checkpoint `file` as one expert or a list of experts for MoE block `block`. */
 function ffnExperts(
-  file: SafetensorsFile,
+  file: TensorSet,
   block: string,
 ): { w1: Float32Array; b1: Float32Array | null; w2: Float32Array; b2: Float32Array | null }[] {
   const dense = `${block}.ffn.w1.w`;
@@ -40,7 +39,7 @@ function ffnExperts(
   if (out.length === 0) {
     throw new TrainError(
       "CHECKPOINT_CORRUPT",
-      `${file.file}: block ${block} has neither a dense FFN nor experts`,
+      `${file.dir}: block ${block} has neither a dense FFN nor experts`,
     );
   }
   return out;
@@ -90,7 +89,7 @@ function assignExperts(
 }
 
 /** Copies every non-expert parameter that exists with the same shape in `file`; returns how many. */
-function copyShared(model: Transformer, files: SafetensorsFile[], mode: "first" | "average"): number {
+function copyShared(model: Transformer, files: TensorSet[], mode: "first" | "average"): number {
   const expertKeys = new Set(model.expertLayout().keys());
   let copied = 0;
   tidy(() => {
@@ -112,7 +111,7 @@ function copyShared(model: Transformer, files: SafetensorsFile[], mode: "first" 
   return copied;
 }
 
-const modelFile = (checkpoint: string) => SafetensorsFile.open(path.join(checkpoint, "model.safetensors"));
+const modelFile = (checkpoint: string) => openModelTensors(checkpoint);
 
 /**
  * Initialises an MoE model from a trained dense checkpoint: shared weights are
@@ -168,7 +167,7 @@ export function aggregateExperts(
         throw new TrainError(
           "ARCHITECTURE_MISMATCH",
           `${name}: the sources hold ${experts.length} experts in total (${files
-            .map((f) => `${path.basename(path.dirname(f.file))}: ${ffnExperts(f, name).length}`)
+            .map((f) => `${path.basename(f.dir)}: ${ffnExperts(f, name).length}`)
             .join(", ")}), the layer has ${layer.config.numExperts}`,
         );
       }

@@ -66,6 +66,15 @@ export function globalNorm(grads: Iterable<Tensor>): number {
 
 const isNormOrBias = (name: string) => /\.(b|g|b1|b2)$/.test(name);
 
+/** The weight decay of parameter `name`: 0 for LayerNorm gains and biases unless decayNormsAndBiases. */
+export function decayOf(
+  config: Pick<OptimizerConfig, "weightDecay" | "decayNormsAndBiases">,
+  name: string,
+): number {
+  const { weightDecay } = config;
+  return weightDecay > 0 && (config.decayNormsAndBiases || !isNormOrBias(name)) ? weightDecay : 0;
+}
+
 /**
  * Adam / AdamW over named variables. On the polymoe-native backend each
  * parameter is updated in place by one fused native pass (moments live in
@@ -87,8 +96,7 @@ export class AdamW {
   constructor(readonly config: OptimizerConfig) {}
 
   private decayOf(name: string): number {
-    const { weightDecay } = this.config;
-    return weightDecay > 0 && (this.config.decayNormsAndBiases || !isNormOrBias(name)) ? weightDecay : 0;
+    return decayOf(this.config, name);
   }
 
   /**

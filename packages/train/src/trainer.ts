@@ -19,14 +19,20 @@ import {
   type CheckpointState,
   lastCheckpoint,
   loadCheckpoint,
+  readRankStates,
   saveCheckpoint,
+  saveParallelCheckpoint,
 } from "./checkpoint.js";
 import type { TrainConfig } from "./config.js";
 import { TrainError } from "./errors.js";
 import { labelSmoothedCrossEntropy } from "./loss.js";
 import { AdamW, globalNorm } from "./optimizer.js";
+import { type ParallelRuntime, ShardedOptimizer } from "./parallel.js";
 import { Progress } from "./progress.js";
 import { learningRate } from "./schedule.js";
+
+/** Where ranks other than 0 send progress output. */
+const SILENT = { write: () => true } as unknown as NodeJS.WriteStream;
 
 /** What the trainer needs of a batch (a structural subset of @polymoe/data's Batch). */
 export interface TrainBatch {
@@ -57,6 +63,12 @@ export interface BatchSource {
   next(): IteratorResult<TrainBatch>;
   state(): unknown;
   restore(state: never): void;
+  /**
+   * Resumes from the states of a run with another number of data-parallel
+   * ranks (`states[d]` of its data rank d) as data rank `rank` of
+   * `worldSize`. Without it such a resume needs --reset-dataloader.
+   */
+  reshard?(states: readonly unknown[], rank: number, worldSize: number): void;
 }
 
 /** Dev-set results; loss and nll per target token. */
@@ -106,6 +118,27 @@ export function evaluateLoss(
   return { loss: loss / Math.max(1, tokens), nll: nll / Math.max(1, tokens), tokens };
 }
 
+/**
+ * The communication part of a metrics line (rank 0's view): milliseconds per
+ * step in all-to-all, all-reduce (gradients, tensor-parallel sums, the step's
+ * scalars) and all-gather (ZeRO), and each one's share of the step time.
+ */
+function commRecord(
+  c: { stepMs: number; allToAll: number; allReduce: number; allGather: number },
+  steps: number,
+): Record<string, unknown> {
+  const share = (x: number) => (c.stepMs > 0 ? x / c.stepMs : 0);
+  return {
+    stepMs: c.stepMs / steps,
+    allToAllMs: c.allToAll / steps,
+    allReduceMs: c.allReduce / steps,
+    allGatherMs: c.allGather / steps,
+    allToAllShare: share(c.allToAll),
+    allReduceShare: share(c.allReduce),
+    allGatherShare: share(c.allGather),
+  };
+}
+
 /** Per MoE layer statistics accumulated over a logging interval. */
 interface MoeAccumulator {
   steps: number;
@@ -136,6 +169,9 @@ export interface StepResult {
  * Where a step's time went. `forward` includes the loss; `backward` is the
  * gradient computation that follows it; `sections` splits the forward by
  * model part (see ForwardContext.timer). Exact on synchronous backends.
+ * Parallel runs add `comm`: the time spent communicating, which the phases
+ * above include (all-to-all and tensor-parallel reductions inside forward
+ * and backward; gradient reduction, norm and ZeRO gathers inside optimizer).
  */
 export interface StepTimings {
   data: number;
@@ -144,6 +180,22 @@ export interface StepTimings {
   optimizer: number;
   total: number;
   sections: Partial<Record<"embed" | "attention" | "ffn" | "moe" | "output", number>>;
+  comm?: CommTimings;
+}
+
+/** Milliseconds of one step spent in each kind of collective (waiting for peers included). */
+export interface CommTimings {
+  /** MoE token exchange (all-to-all), forward and backward. */
+  allToAll: number;
+  /** Tensor-parallel all-reduces of sliced expert FFNs, forward and backward. */
+  tensorParallel: number;
+  /** Gradient all-reduce over dp/edp (ZeRO-2: reduce-scatter). */
+  gradients: number;
+  /** ZeRO all-gather of updated parameter shards. */
+  parameters: number;
+  /** The step's scalars (losses, norm, flags): one small all-reduce. */
+  scalars: number;
+  total: number;
 }
 
 export interface TrainerOptions {
@@ -161,6 +213,12 @@ export interface TrainerOptions {
   progress?: Progress;
   /** Handle SIGINT/SIGTERM: save, then stop (default true). */
   handleSignals?: boolean;
+  /**
+   * Train across ranks (createParallelRuntime): the model must be built with
+   * parallel.hooks; `data` must be this rank's shard (parallel.dataRank of
+   * parallel.dataWorldSize). Only rank 0 logs and writes shared files.
+   */
+  parallel?: ParallelRuntime;
 }
 
 export interface TrainSummary {
@@ -184,14 +242,21 @@ export interface TrainSummary {
 export class Trainer {
   readonly model: Transformer;
   readonly config: TrainConfig;
+  /** The optimizer of a one-process run. */
   readonly optimizer: AdamW;
+  /** The optimizer of a parallel run (flat buffers, ZeRO), else null. */
+  readonly sharded: ShardedOptimizer | null;
+  readonly parallel: ParallelRuntime | null;
   rng: Rng;
   step = 0;
   epoch = 0;
   bestDevLoss = Number.POSITIVE_INFINITY;
   skippedSteps = 0;
   private consecutiveBad = 0;
+  /** Stop after this step (in a parallel run: agreed by all ranks through the step's scalars). */
   private stopRequested = false;
+  /** A signal arrived on this rank (a parallel run stops once every rank knows). */
+  private signalled = false;
   private readonly vars: Map<string, Variable>;
   private readonly keyOfName = new Map<string, string>();
   private readonly metricsFile: string;
@@ -201,12 +266,26 @@ export class Trainer {
     this.model = opts.model;
     this.config = opts.config;
     this.optimizer = new AdamW(opts.config.optimizer);
-    this.rng = new Rng(opts.config.seed);
+    this.parallel = opts.parallel ?? null;
+    this.rng = new Rng(this.rngSeed());
     this.vars = new Map([...opts.model.variables()].filter(([, v]) => v.trainable));
     for (const [k, v] of this.vars) this.keyOfName.set(v.name, k);
+    this.sharded = this.parallel
+      ? new ShardedOptimizer(opts.model, this.vars, this.parallel, opts.config.optimizer)
+      : null;
     mkdirSync(opts.runDir, { recursive: true });
     this.metricsFile = path.join(opts.runDir, "metrics.jsonl");
-    this.progress = opts.progress ?? new Progress();
+    this.progress = this.isRankZero() ? (opts.progress ?? new Progress()) : new Progress(SILENT, false);
+  }
+
+  /** Rank 0 of a parallel run, or a one-process run: the one that logs and writes shared files. */
+  isRankZero(): boolean {
+    return !this.parallel || this.parallel.groups.world.rank === 0;
+  }
+
+  /** Routing and dropout RNG seed: data-parallel rank d draws its own stream (tensor-parallel peers share it). */
+  private rngSeed(): number {
+    return this.config.seed + 1_000_003 * (this.parallel?.coords.dpIndex ?? 0);
   }
 
   /** Loads checkpoint_last if there is one (and not `fresh`); returns its path. */
@@ -214,25 +293,60 @@ export class Trainer {
     if (this.opts.fresh) return undefined;
     const dir = lastCheckpoint(this.opts.runDir);
     if (!dir) return undefined;
-    const state = loadCheckpoint(dir, this.model, this.optimizer, {
+    const state = loadCheckpoint(dir, this.model, this.sharded ?? this.optimizer, {
       resetOptimizer: this.opts.resetOptimizer ?? false,
     });
+    if (this.sharded) {
+      this.sharded.syncFromModel();
+      if (this.opts.resetOptimizer || !state.optimizer) this.sharded.resetMoments();
+    }
     this.step = state.step;
     this.epoch = state.epoch;
-    this.rng = new Rng(state.rng);
     if (state.bestDevLoss !== undefined) this.bestDevLoss = state.bestDevLoss;
-    if (!this.opts.resetDataloader && state.data !== undefined && state.data !== null) {
-      this.opts.data.restore(state.data as never);
+    // RNG and data position: one process keeps them in state.json, a parallel
+    // run in rank<r>.json per rank (data rank d = the rank with dpIndex d, tp index 0).
+    const ranks = readRankStates(dir);
+    const savedDp = state.parallel?.dp ?? 1;
+    const dpIndex = this.parallel?.dataRank ?? 0;
+    const dp = this.parallel?.dataWorldSize ?? 1;
+    const dataRanks: { rng: number[]; data: unknown }[] = state.parallel
+      ? [...Array(savedDp).keys()].map((d) => {
+          const r = ranks.find((x) => x.dpIndex === d && x.tpIndex === 0);
+          if (!r)
+            throw new TrainError("CHECKPOINT_CORRUPT", `${dir}: rank state of data rank ${d} is missing`);
+          return r;
+        })
+      : [{ rng: state.rng, data: state.data }];
+    this.rng =
+      dpIndex < dataRanks.length
+        ? new Rng((dataRanks[dpIndex] as { rng: number[] }).rng)
+        : new Rng(this.rngSeed());
+    if (!this.opts.resetDataloader && dataRanks.some((r) => r.data !== undefined && r.data !== null)) {
+      if (savedDp === dp) this.opts.data.restore((dataRanks[dpIndex] as { data: unknown }).data as never);
+      else if (this.opts.data.reshard)
+        this.opts.data.reshard(
+          dataRanks.map((r) => r.data),
+          dpIndex,
+          dp,
+        );
+      else {
+        throw new TrainError(
+          "INVALID_ARGUMENT",
+          `${dir} was saved with ${savedDp} data-parallel ranks, this run has ${dp}, and its batch source ` +
+            "cannot move its position between them; resume with --reset-dataloader (the data stream starts again)",
+        );
+      }
     }
     return dir;
   }
 
   private log(record: Record<string, unknown>): void {
+    if (!this.isRankZero()) return;
     appendFileSync(this.metricsFile, `${JSON.stringify({ time: new Date().toISOString(), ...record })}\n`);
   }
 
-  /** One optimizer update over `accumulate` micro-batches. */
-  trainStep(): StepResult {
+  /** One optimizer update over `accumulate` micro-batches (in a parallel run, on every rank together). */
+  async trainStep(): Promise<StepResult> {
     const c = this.config;
     const names = [...this.vars.values()];
     let sumLoss = 0;
@@ -302,6 +416,17 @@ export class Trainer {
       timings.backward += performance.now() - gradStart - forwardMs;
     }
     const optimizerStart = performance.now();
+    if (this.sharded && this.parallel) {
+      return this.finishParallelStep({
+        grads,
+        sums: { loss: sumLoss, nll: sumNll, aux: sumAux, z: sumZ, tokens },
+        finite,
+        moe,
+        timings,
+        stepStart,
+        optimizerStart,
+      });
+    }
     // Accumulated gradients are summed; the average and the clipping factor are
     // applied inside the optimizer's update (one pass instead of two more).
     const gradNorm = globalNorm(grads.values()) / c.accumulate;
@@ -322,15 +447,7 @@ export class Trainer {
     const end = performance.now();
     timings.optimizer = end - optimizerStart;
     timings.total = end - stepStart;
-    if (this.consecutiveBad >= c.maxBadSteps) {
-      throw new TrainError(
-        "NON_FINITE",
-        `stopping: ${this.consecutiveBad} consecutive steps had a non-finite loss or gradient (last: loss ${loss}, ` +
-          `gradient norm ${gradNorm}, after update ${this.step}). Lower train.optimizer.lr (now ${c.optimizer.lr}), ` +
-          `keep train.optimizer.clipNorm on (now ${c.optimizer.clipNorm}), or check the data. ` +
-          `The last good checkpoint is ${lastCheckpoint(this.opts.runDir) ?? "not written yet"}.`,
-      );
-    }
+    this.checkBadSteps(loss, gradNorm);
     return {
       step: this.step,
       loss,
@@ -346,8 +463,112 @@ export class Trainer {
     };
   }
 
-  /** Writes a checkpoint of the current state; returns its directory. */
-  save(best = false, dev?: DevResult): string {
+  private checkBadSteps(loss: number, gradNorm: number): void {
+    const c = this.config;
+    if (this.consecutiveBad >= c.maxBadSteps) {
+      throw new TrainError(
+        "NON_FINITE",
+        `stopping: ${this.consecutiveBad} consecutive steps had a non-finite loss or gradient (last: loss ${loss}, ` +
+          `gradient norm ${gradNorm}, after update ${this.step}). Lower train.optimizer.lr (now ${c.optimizer.lr}), ` +
+          `keep train.optimizer.clipNorm on (now ${c.optimizer.clipNorm}), or check the data. ` +
+          `The last good checkpoint is ${lastCheckpoint(this.opts.runDir) ?? "not written yet"}.`,
+      );
+    }
+  }
+
+  /**
+   * The rest of a parallel step: reduce gradients (dense over dp, experts
+   * over edp), one all-reduce of the step's scalars (norm shares, losses,
+   * tokens, flags) so every rank takes the same decisions, the update of this
+   * rank's shards, ZeRO's gather, and the model's variables rewritten.
+   */
+  private async finishParallelStep(s: {
+    grads: Map<string, Tensor>;
+    sums: { loss: number; nll: number; aux: number; z: number; tokens: number };
+    finite: boolean;
+    moe: StepResult["moe"];
+    timings: StepTimings;
+    stepStart: number;
+    optimizerStart: number;
+  }): Promise<StepResult> {
+    const c = this.config;
+    const rt = this.parallel as ParallelRuntime;
+    const opt = this.sharded as ShardedOptimizer;
+    const clock = rt.hooks.clock.stats();
+    rt.hooks.clock.reset();
+    opt.loadGradients(s.grads);
+    for (const t of s.grads.values()) t.dispose();
+    const gradientsMs = await opt.reduceGradients();
+    const [denseSq, expertSq] = opt.squares();
+    // Losses and tokens: once per data rank (tensor-parallel peers computed the same).
+    const own = rt.coords.tpIndex === 0 ? 1 : 0;
+    const scalars = Float64Array.of(
+      denseSq,
+      expertSq,
+      own * s.sums.loss,
+      own * s.sums.nll,
+      own * s.sums.aux,
+      own * s.sums.z,
+      own * s.sums.tokens,
+      s.finite ? 0 : 1,
+      this.signalled ? 1 : 0,
+    );
+    const t0 = performance.now();
+    await rt.groups.world.allReduce(scalars);
+    const scalarsMs = performance.now() - t0;
+    const [dSq, eSq, lossSum, nllSum, auxSum, zSum, tokens, bad, stop] = scalars as unknown as number[];
+    const dp = rt.dataWorldSize;
+    const per = dp * c.accumulate;
+    const gradNorm = Math.sqrt((dSq as number) + (eSq as number)) / c.accumulate;
+    const lr = learningRate(c.optimizer.schedule, c.optimizer.lr, this.step + 1);
+    const loss = (lossSum as number) / per;
+    if ((stop as number) > 0) this.stopRequested = true;
+    const skipped = (bad as number) > 0 || !Number.isFinite(gradNorm);
+    let parametersMs = 0;
+    if (skipped) {
+      this.skippedSteps++;
+      this.consecutiveBad++;
+    } else {
+      this.consecutiveBad = 0;
+      const clip = c.optimizer.clipNorm;
+      const clipFactor = clip > 0 && gradNorm > clip ? clip / (gradNorm + 1e-6) : 1;
+      opt.update(lr, clipFactor / c.accumulate);
+      parametersMs = await opt.gatherParameters();
+      opt.writeToModel();
+      this.step++;
+    }
+    const end = performance.now();
+    const t = s.timings;
+    t.optimizer = end - s.optimizerStart;
+    t.total = end - s.stepStart;
+    const comm: CommTimings = {
+      allToAll: clock.allToAll.ms,
+      tensorParallel: clock.tensorParallel.ms,
+      gradients: gradientsMs,
+      parameters: parametersMs,
+      scalars: scalarsMs,
+      total: 0,
+    };
+    comm.total = comm.allToAll + comm.tensorParallel + comm.gradients + comm.parameters + comm.scalars;
+    t.comm = comm;
+    this.checkBadSteps(loss, gradNorm);
+    return {
+      step: this.step,
+      loss,
+      nll: (nllSum as number) / per,
+      aux: (auxSum as number) / per,
+      z: (zSum as number) / per,
+      gradNorm,
+      lr,
+      tokens: tokens as number,
+      skipped,
+      moe: s.moe,
+      timings: t,
+    };
+  }
+
+  /** Writes a checkpoint of the current state (in a parallel run: every rank its shard); returns its directory. */
+  async save(best = false, dev?: DevResult): Promise<string> {
     const state: CheckpointState = {
       format: CHECKPOINT_FORMAT,
       version: 1,
@@ -362,15 +583,44 @@ export class Trainer {
       ...(dev ? { devLoss: dev.loss } : {}),
       ...(Number.isFinite(this.bestDevLoss) ? { bestDevLoss: this.bestDevLoss } : {}),
     };
-    return saveCheckpoint(this.opts.runDir, this.model, this.optimizer, state, {
-      best,
-      keepLast: this.config.keepLast,
-    });
+    const saveOpts = { best, keepLast: this.config.keepLast };
+    if (this.parallel && this.sharded) {
+      state.optimizer = { type: this.config.optimizer.type, step: this.sharded.step };
+      return saveParallelCheckpoint(
+        this.opts.runDir,
+        this.model,
+        state,
+        {
+          runtime: this.parallel,
+          optimizer: this.sharded,
+          rng: this.rng.state(),
+          data: this.opts.data.state(),
+        },
+        saveOpts,
+      );
+    }
+    return saveCheckpoint(this.opts.runDir, this.model, this.optimizer, state, saveOpts);
   }
 
-  private evaluate(): DevResult | undefined {
+  /**
+   * Runs the dev evaluator. In a parallel run the ranks that hold rank 0's
+   * model replica evaluate together (one rank when ep = tp = 1; the first
+   * expert-data-parallel replica otherwise, as its forward passes exchange
+   * tokens), rank 0 logs, and the dev loss is broadcast so every rank takes
+   * the same best/save decision.
+   */
+  private async evaluate(): Promise<DevResult | undefined> {
     if (!this.opts.dev) return undefined;
-    const dev = this.opts.dev(this.model, new Rng(this.config.seed + 7919));
+    const rt = this.parallel;
+    const sharedModel = rt ? rt.groups.layout.ep * rt.groups.layout.tp > 1 : false;
+    const runs = !rt || (sharedModel ? rt.coords.edpIndex === 0 : rt.groups.world.rank === 0);
+    let dev: DevResult = { loss: Number.NaN, nll: Number.NaN, tokens: 0 };
+    if (runs) dev = this.opts.dev(this.model, new Rng(this.config.seed + 7919));
+    if (rt) {
+      const b = Float64Array.of(dev.loss);
+      await rt.groups.world.broadcast(b, { root: 0 });
+      if (!this.isRankZero()) dev = { loss: b[0] as number, nll: Number.NaN, tokens: 0 };
+    }
     const best = dev.loss < this.bestDevLoss;
     if (best) this.bestDevLoss = dev.loss;
     this.log({ kind: "dev", step: this.step, ...dev, best });
@@ -425,8 +675,9 @@ export class Trainer {
     const resumedFrom = this.resume();
     if (resumedFrom) this.progress.line(`resumed from ${resumedFrom} at step ${this.step}`);
     const onSignal = (sig: string) => {
-      if (this.stopRequested) process.exit(130);
-      this.stopRequested = true;
+      if (this.stopRequested || this.signalled) process.exit(130);
+      if (this.parallel) this.signalled = true;
+      else this.stopRequested = true;
       this.progress.line(
         `${sig}: finishing the current step, saving a checkpoint, then stopping (again to abort)`,
       );
@@ -440,6 +691,7 @@ export class Trainer {
     const startStep = this.step;
     let tokens = 0;
     let trainMs = 0;
+    const emptyComm = () => ({ stepMs: 0, allToAll: 0, allReduce: 0, allGather: 0 });
     let window = {
       loss: 0,
       nll: 0,
@@ -450,13 +702,14 @@ export class Trainer {
       steps: 0,
       skipped: 0,
       time: { data: 0, forward: 0, backward: 0, optimizer: 0, total: 0 },
+      comm: emptyComm(),
     };
     let moeAcc = new Map<string, MoeAccumulator>();
     let lastDev: DevResult | undefined;
     let lastSaved = "";
     try {
       while (this.step < c.maxSteps && !this.stopRequested) {
-        const r = this.trainStep();
+        const r = await this.trainStep();
         tokens += r.tokens;
         trainMs += r.timings.total;
         window.loss += r.loss;
@@ -469,6 +722,13 @@ export class Trainer {
         for (const k of ["data", "forward", "backward", "optimizer", "total"] as const)
           window.time[k] += r.timings[k];
         if (r.skipped) window.skipped++;
+        const cm = r.timings.comm;
+        if (cm) {
+          window.comm.stepMs += r.timings.total;
+          window.comm.allToAll += cm.allToAll;
+          window.comm.allReduce += cm.gradients + cm.tensorParallel + cm.scalars;
+          window.comm.allGather += cm.parameters;
+        }
         this.accumulate(moeAcc, r.moe);
         const secs = (performance.now() - start) / 1000;
         const dropped =
@@ -512,6 +772,7 @@ export class Trainer {
               tokensPerExpert: Array.from(a.tokensPerExpert),
               ...(a.usagePerTask ? { usagePerTask: Array.from(a.usagePerTask), numTasks: a.numTasks } : {}),
             })),
+            ...(this.parallel ? { comm: commRecord(window.comm, n) } : {}),
           });
           window = {
             loss: 0,
@@ -523,21 +784,22 @@ export class Trainer {
             steps: 0,
             skipped: 0,
             time: { data: 0, forward: 0, backward: 0, optimizer: 0, total: 0 },
+            comm: emptyComm(),
           };
           moeAcc = new Map();
         }
         const evalNow = c.evalEvery > 0 && this.step % c.evalEvery === 0 && !r.skipped;
-        if (evalNow) lastDev = this.evaluate();
+        if (evalNow) lastDev = await this.evaluate();
         const improved = evalNow && lastDev !== undefined && lastDev.loss <= this.bestDevLoss;
         if ((c.saveEvery > 0 && this.step % c.saveEvery === 0 && !r.skipped) || improved) {
-          lastSaved = this.save(improved, lastDev);
+          lastSaved = await this.save(improved, lastDev);
         }
         await new Promise((resolve) => setImmediate(resolve)); // lets signals in
       }
       if (!lastSaved.endsWith(`_${this.step}`) || this.stopRequested) {
-        if (!this.stopRequested && c.evalEvery === 0) lastDev = this.evaluate();
+        if (!this.stopRequested && c.evalEvery === 0) lastDev = await this.evaluate();
         const improved = lastDev !== undefined && lastDev.loss <= this.bestDevLoss;
-        lastSaved = this.save(improved, lastDev);
+        lastSaved = await this.save(improved, lastDev);
       }
     } finally {
       this.progress.done();

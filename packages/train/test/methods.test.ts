@@ -12,7 +12,7 @@ import { assertClose, env, onBackend, SyntheticSource, tinyDense, uniq } from ".
 
 const quiet = new Progress({ write: () => true } as unknown as NodeJS.WriteStream, false);
 
-function run(model: ModelConfigInput, steps: number, seed = 5) {
+async function run(model: ModelConfigInput, steps: number, seed = 5) {
   const m = new Transformer(model, { seed: 2, namespace: uniq("methods") });
   const t = new Trainer({
     model: m,
@@ -27,7 +27,8 @@ function run(model: ModelConfigInput, steps: number, seed = 5) {
     progress: quiet,
     handleSignals: false,
   });
-  const results = Array.from({ length: steps }, () => t.trainStep());
+  const results = [];
+  for (let i = 0; i < steps; i++) results.push(await t.trainStep());
   const params = new Map([...m.variables()].map(([k, v]) => [k, Array.from(v.dataSync())]));
   t.dispose();
   m.dispose();
@@ -45,19 +46,19 @@ const same = (a: Map<string, number[]>, b: Map<string, number[]>) =>
 
 describe.each(env.backends)("training-method switches on %s", (backend) => {
   it("Random Token Selection: reproducible for a seed, different from position priority — only when experts overflow", () =>
-    onBackend(backend, () => {
+    onBackend(backend, async () => {
       const tight = { capacityFactor: 0.5, minCapacity: 1 };
-      const rtsA = run(withRouter({ ...tight, overflow: "random" }), 3);
-      const rtsB = run(withRouter({ ...tight, overflow: "random" }), 3);
-      const pos = run(withRouter({ ...tight, overflow: "position" }), 3);
+      const rtsA = await run(withRouter({ ...tight, overflow: "random" }), 3);
+      const rtsB = await run(withRouter({ ...tight, overflow: "random" }), 3);
+      const pos = await run(withRouter({ ...tight, overflow: "position" }), 3);
       expect(rtsA.results[0]!.moe[0]!.metrics.droppedFraction).toBeGreaterThan(0.3);
       expect(same(rtsA.params, rtsB.params)).toBe(true);
       expect(same(rtsA.params, pos.params)).toBe(false);
       // With room for every token (dropless) the priority order decides nothing
       // (up to summation order; no dropout, whose masks share the RNG RTS draws from).
       const free = (overflow: string) => ({ ...withRouter({ capacityFactor: 0, overflow }), dropout: 0 });
-      const rtsFree = run(free("random"), 3);
-      const posFree = run(free("position"), 3);
+      const rtsFree = await run(free("random"), 3);
+      const posFree = await run(free("position"), 3);
       expect(rtsFree.results[0]!.moe[0]!.metrics.droppedFraction).toBe(0);
       // (Losses, not parameters: Adam turns rounding noise in exactly-zero gradients,
       // such as the attention key bias's, into full-size updates.)
@@ -69,18 +70,21 @@ describe.each(env.backends)("training-method switches on %s", (backend) => {
     }));
 
   it("gate temperature schedule: the trainer's step drives it; after the schedule it stays at its end", () =>
-    onBackend(backend, () => {
-      const { results } = run(withRouter({ temperature: { start: 4, end: 1, steps: 4 } }), 6);
+    onBackend(backend, async () => {
+      const { results } = await run(withRouter({ temperature: { start: 4, end: 1, steps: 4 } }), 6);
       expect(results.map((r) => r.moe[0]!.metrics.temperature)).toEqual([4, 3.25, 2.5, 1.75, 1, 1]);
-      const cosine = run(withRouter({ temperature: { start: 2, end: 1, steps: 2, kind: "cosine" } }), 3);
+      const cosine = await run(
+        withRouter({ temperature: { start: 2, end: 1, steps: 2, kind: "cosine" } }),
+        3,
+      );
       expect(cosine.results.map((r) => r.moe[0]!.metrics.temperature)).toEqual([2, 1.5, 1]);
     }));
 
   it("second-expert sampling (GShard) changes training; without it the same seed gives the same parameters", () =>
-    onBackend(backend, () => {
-      const plain = run(withRouter({ capacityFactor: 0 }), 2);
-      const sampled = run(withRouter({ capacityFactor: 0, secondExpertSampling: true }), 2);
-      expect(same(plain.params, run(withRouter({ capacityFactor: 0 }), 2).params)).toBe(true);
+    onBackend(backend, async () => {
+      const plain = await run(withRouter({ capacityFactor: 0 }), 2);
+      const sampled = await run(withRouter({ capacityFactor: 0, secondExpertSampling: true }), 2);
+      expect(same(plain.params, (await run(withRouter({ capacityFactor: 0 }), 2)).params)).toBe(true);
       expect(same(plain.params, sampled.params)).toBe(false);
     }));
 });

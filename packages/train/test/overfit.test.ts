@@ -18,7 +18,7 @@ class OneBatch extends SyntheticSource {
 }
 
 it(`a task-MoE model overfits one batch (no dropout or smoothing): nll -> ~0 (on ${env.backends.at(-1)})`, () =>
-  onBackend(env.backends.at(-1) as string, () => {
+  onBackend(env.backends.at(-1) as string, async () => {
     const model = new Transformer(
       { ...tinyTaskMoe, dModel: 32, heads: 4, dFF: 64, dropout: 0 },
       { seed: 1, namespace: uniq("overfit") },
@@ -40,7 +40,7 @@ it(`a task-MoE model overfits one batch (no dropout or smoothing): nll -> ~0 (on
     let first = 0;
     let last = 0;
     for (let i = 0; i < 120; i++) {
-      const r = t.trainStep();
+      const r = await t.trainStep();
       if (i === 0) first = r.nll;
       last = r.nll;
     }

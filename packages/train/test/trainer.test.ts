@@ -97,10 +97,10 @@ describe.each(env.backends)("Trainer on %s", (backend) => {
     const dirB = runDir();
     const b1 = new Transformer(tinyTaskMoe, { seed: 2, namespace: uniq("resumeB1") });
     const tb1 = trainer(b1, cfg, dirB);
-    run(() => {
+    await run(async () => {
       for (let i = 0; i < 7; i++) {
-        tb1.trainStep();
-        if (tb1.step === 5) tb1.save();
+        await tb1.trainStep();
+        if (tb1.step === 5) await tb1.save();
       }
     });
     // a new process: a freshly initialised model (other seed), resumed from checkpoint_last
@@ -114,10 +114,10 @@ describe.each(env.backends)("Trainer on %s", (backend) => {
   });
 
   it("reports where a step's time went: phases add up to the total, the forward split by model part", () =>
-    run(() => {
+    run(async () => {
       const model = new Transformer(tinyTaskMoe, { seed: 4, namespace: uniq("timings") });
       const t = trainer(model, { maxSteps: 10, accumulate: 2, optimizer: fastOpt }, runDir());
-      const { timings } = t.trainStep();
+      const { timings } = await t.trainStep();
       const phases = timings.data + timings.forward + timings.backward + timings.optimizer;
       for (const v of [timings.data, timings.forward, timings.backward, timings.optimizer]) {
         expect(v).toBeGreaterThanOrEqual(0);
@@ -131,24 +131,25 @@ describe.each(env.backends)("Trainer on %s", (backend) => {
       expect(parts).toBeLessThanOrEqual(timings.forward + 1e-6);
       expect(s.attention).toBeGreaterThan(0);
       expect(s.moe).toBeGreaterThan(0);
+      expect(timings.comm).toBeUndefined(); // one process: no communication
       t.dispose();
       model.dispose();
     }));
 
   it("skips non-finite steps and stops with a clear message after maxBadSteps in a row", () =>
-    run(() => {
+    run(async () => {
       const model = new Transformer(tinyDense, { seed: 4, namespace: uniq("guard") });
       const t = trainer(model, { maxSteps: 10, maxBadSteps: 3, optimizer: fastOpt }, runDir());
-      t.trainStep();
+      await t.trainStep();
       const w = model.variables().get("decoder.layers.0.ffn.w1.w")!;
       tf.tidy(() => w.assign(tf.fill(w.shape, Number.NaN)));
       const other = model.variables().get("embed.tokens")!;
       const before = Float32Array.from(other.dataSync());
-      expect(t.trainStep().skipped).toBe(true);
-      expect(t.trainStep().skipped).toBe(true);
+      expect((await t.trainStep()).skipped).toBe(true);
+      expect((await t.trainStep()).skipped).toBe(true);
       expect(Array.from(other.dataSync())).toEqual(Array.from(before)); // nothing was updated
       expect(t.skippedSteps).toBe(2);
-      expect(() => t.trainStep()).toThrow(
+      await expect(t.trainStep()).rejects.toThrow(
         /3 consecutive steps had a non-finite loss or gradient .* Lower train.optimizer.lr/,
       );
       model.dispose();
@@ -252,10 +253,10 @@ describe.each(env.backends)("Trainer on %s", (backend) => {
     const dir = runDir();
     const m = new Transformer(tinyDense, { seed: 11, namespace: uniq("crash") });
     const t = trainer(m, { maxSteps: 4, evalEvery: 0, saveEvery: 2, optimizer: fastOpt }, dir);
-    run(() => {
-      t.trainStep();
-      t.trainStep();
-      t.save();
+    await run(async () => {
+      await t.trainStep();
+      await t.trainStep();
+      await t.save();
     });
     // What a process killed while writing checkpoint_0_3 leaves behind:
     const debris = path.join(dir, "checkpoints", ".tmp-checkpoint_0_3-999999");

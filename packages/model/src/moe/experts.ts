@@ -90,8 +90,14 @@ export class BatchedExperts {
     this.w2 = variable(w2, trainable, `${name}.w2`);
     w1.dispose();
     w2.dispose();
-    this.b1 = bias ? variable(zeros([E, Fl]), trainable, `${name}.b1`) : null;
-    this.b2 = bias ? variable(zeros([E, M]), trainable, `${name}.b2`) : null;
+    const zeroVariable = (shape: number[], suffix: string) => {
+      const z = zeros(shape);
+      const v = variable(z, trainable, `${name}.${suffix}`);
+      z.dispose();
+      return v;
+    };
+    this.b1 = bias ? zeroVariable([E, Fl], "b1") : null;
+    this.b2 = bias ? zeroVariable([E, M], "b2") : null;
   }
 
   /** buf: <float32>[E, C, M] -> <float32>[E, C, M]. */
