@@ -9,7 +9,14 @@ import { runSimulated } from "@polymoe/parallel";
 import { describe, it } from "vitest";
 
 import { env } from "./helpers.js";
-import { checkAgainstReference, layouts } from "./ranks/parallel_checks.js";
+import {
+  checkAgainstReference,
+  checkReshard,
+  layouts,
+  reshardResume,
+  reshardSave,
+  runDirWithCheckpoint,
+} from "./ranks/parallel_checks.js";
 import type { RunResult, RunSpec } from "./ranks/parallel_train.js";
 
 const tmp = (name: string) => mkdtempSync(path.join(tmpdir(), `polymoe-par-${name}-`));
@@ -29,4 +36,28 @@ describe(`training across simulated ranks = one process (tiny Transformer, 10 st
       await checkAgainstReference(specs, res, worldSize, tmp);
     },
   );
+
+  it("resharding: saved at EP=4 / ZeRO-2 on 4 ranks, resumed at EP=2 / ZeRO-1 on 2 ranks and in one process: the next steps equal the uninterrupted run's", async () => {
+    const module = new URL("./ranks/parallel_train.ts", import.meta.url);
+    const dirA = tmp("reshard-a");
+    const saved = await runSimulated<RunSpec[], RunResult[]>({
+      worldSize: 4,
+      module,
+      export: "trainRuns",
+      args: [reshardSave(dirA)],
+    });
+    const ckpt = path.join(dirA, "checkpoints", "checkpoint_0_5");
+    const dirB = runDirWithCheckpoint(ckpt, tmp("reshard-b"));
+    const resumed = await runSimulated<RunSpec[], RunResult[]>({
+      worldSize: 2,
+      module,
+      export: "trainRuns",
+      args: [reshardResume(dirB)],
+    });
+    await checkReshard(
+      saved.map((r) => r[0]!),
+      resumed.map((r) => r[0]!),
+      runDirWithCheckpoint(ckpt, tmp("reshard-c")),
+    );
+  });
 });

@@ -1,5 +1,7 @@
 // What a parallel training run must match: its one-process reference on the
 // same global batches (shared by the simulated and the mpirun tests).
+import { cpSync, mkdirSync, symlinkSync } from "node:fs";
+import path from "node:path";
 import { Transformer } from "@polymoe/model";
 import { expect } from "vitest";
 
@@ -81,4 +83,71 @@ export async function checkAgainstReference(
     r.trainer.dispose();
     r.model.dispose();
   }
+}
+
+/** A fresh run directory whose checkpoint_last is a copy of `checkpoint`. */
+export function runDirWithCheckpoint(checkpoint: string, dir: string): string {
+  const dst = path.join(dir, "checkpoints", path.basename(checkpoint));
+  mkdirSync(path.dirname(dst), { recursive: true });
+  cpSync(checkpoint, dst, { recursive: true });
+  symlinkSync(path.basename(checkpoint), path.join(dir, "checkpoints", "checkpoint_last"));
+  return dir;
+}
+
+/** Runs of the resharding check: save at EP=4 / ZeRO-2 on 4 ranks (step 5), go on to step 7. */
+export const reshardSave = (runDir: string): RunSpec => ({
+  name: "reshard-ep4-zero2",
+  parallel: { ep: 4, tp: 1, zeroStage: 2 },
+  accumulate: 1,
+  steps: 7,
+  saveEvery: 5,
+  runDir,
+});
+
+/** Resumed from step 5 on 2 ranks at EP=2, ZeRO-1 (other stage, shards regathered), 2 micro-batches each. */
+export const reshardResume = (runDir: string): RunSpec => ({
+  name: "reshard-ep2-zero1",
+  parallel: { ep: 2, tp: 1, zeroStage: 1 },
+  accumulate: 2,
+  steps: 7,
+  resume: true,
+  runDir,
+});
+
+/** The parameters of a checkpoint, loaded into one process. */
+function loadParams(dir: string): Map<string, Float32Array> {
+  const m = new Transformer(tinyModel, { seed: 99, namespace: `params.${Date.now()}.${Math.random()}` });
+  loadCheckpoint(dir, m, null);
+  const out = new Map([...m.variables()].map(([k, v]) => [k, Float32Array.from(v.dataSync())]));
+  m.dispose();
+  return out;
+}
+
+/**
+ * After resuming from step 5, the losses of steps 6 and 7 (step 7's depends on
+ * the Adam moments loaded with the checkpoint) and the parameters after step
+ * 7 equal the uninterrupted run's, on 2 ranks and in one process.
+ */
+export async function checkReshard(saved: RunResult[], resumed: RunResult[], runDir: string): Promise<void> {
+  const want = saved[0]!.losses.slice(5);
+  expect(saved[0]!.losses).toHaveLength(7);
+  const final = loadParams(saved[0]!.lastCheckpoint);
+  const sameParams = (dir: string, who: string) => {
+    for (const [k, v] of loadParams(dir)) {
+      expect(maxDiff(v, final.get(k)!), `${who}: ${k} after step 7`).toBeLessThan(1e-5);
+    }
+  };
+  for (const r of resumed) {
+    expect(r.losses, "the resumed run trains steps 6 and 7").toHaveLength(2);
+    expect(maxDiff(r.losses, want), `EP=2 rank ${r.rank}: losses of steps 6 and 7`).toBeLessThan(1e-5);
+    expect(maxDiff(r.gradNorms, saved[0]!.gradNorms.slice(5))).toBeLessThan(1e-5);
+  }
+  sameParams(resumed[0]!.lastCheckpoint, "EP=2");
+  const one = await referenceRun(7, 4, runDir, { resume: true });
+  expect(maxDiff(one.losses, want), "one process: losses of steps 6 and 7").toBeLessThan(1e-5);
+  for (const [k, v] of one.model.variables()) {
+    expect(maxDiff(v.dataSync(), final.get(k)!), `one process: ${k} after step 7`).toBeLessThan(1e-5);
+  }
+  one.trainer.dispose();
+  one.model.dispose();
 }
