@@ -5,6 +5,7 @@ import { fileURLToPath } from "node:url";
 import { LoaderConfigSchema, PRESET_NAMES, type TaskSpace } from "@polymoe/data";
 import { BACKEND_CHOICES } from "@polymoe/kernels";
 import { ModelConfig } from "@polymoe/model";
+import { parallelConfigSchema } from "@polymoe/parallel";
 import { ConfigError, parseConfig } from "@polymoe/schema";
 import { TrainConfig } from "@polymoe/train";
 import { z } from "zod";
@@ -50,6 +51,12 @@ export const RunConfig = z.strictObject({
     dir: z.string().describe("run directory: resolved config, metrics, checkpoints"),
     backend: z.enum(BACKEND_CHOICES).default("auto"),
   }),
+  parallel: parallelConfigSchema
+    .prefault({})
+    .describe(
+      "ranks and how they share the work (@polymoe/parallel): ep, tp, zeroStage, bucketMb; " +
+        "launch with `polymoe launch -n N -- train ...` (one process: everything 1 / 0)",
+    ),
 });
 export type RunConfig = z.output<typeof RunConfig>;
 

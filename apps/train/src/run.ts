@@ -2,6 +2,8 @@ import { existsSync, mkdirSync } from "node:fs";
 import path from "node:path";
 
 import {
+  type BatchIterator,
+  type BatchIteratorState,
   consoleProgress,
   createBatchIterator,
   loadTrainingData,
@@ -15,12 +17,17 @@ import {
 import { encodeEvalBatches } from "@polymoe/eval";
 import { useBackend } from "@polymoe/kernels";
 import { Transformer } from "@polymoe/model";
+import { createWorld, ParallelError } from "@polymoe/parallel";
 import {
   aggregateExperts,
+  type BatchSource,
+  createParallelRuntime,
   type DevResult,
   initExpertsFromDense,
   lastCheckpoint,
+  type ParallelRuntime,
   Progress,
+  type TrainBatch,
   Trainer,
   type TrainSummary,
   writeFileAtomic,
@@ -39,16 +46,75 @@ export interface RunOptions {
   log?: (line: string) => void;
 }
 
+/** Expert counts of the model's MoE layers, from its config. */
+function expertCounts(model: RunConfig["model"]): number[] {
+  const moe = (model as { moe?: Record<string, { numExperts?: number | number[] } | undefined> }).moe;
+  return Object.values(moe ?? {}).flatMap((p) =>
+    p?.numExperts === undefined ? [] : Array.isArray(p.numExperts) ? p.numExperts : [p.numExperts],
+  );
+}
+
+/**
+ * The batch iterator as the trainer's BatchSource, able to resume from a run
+ * with another number of data-parallel ranks: it continues the saved epoch
+ * after the batches all saved ranks consumed. The epoch's batches are cut for
+ * a given rank count, so around that point a few examples may repeat or be
+ * skipped; the log says so.
+ */
+function reshardable(it: BatchIterator, log: (l: string) => void): BatchSource {
+  return {
+    next: () => it.next() as IteratorResult<TrainBatch>,
+    state: () => it.state(),
+    restore: (s: never) => it.restore(s),
+    reshard: (states, rank, worldSize) => {
+      const s = states[0] as BatchIteratorState;
+      const consumed = s.position * s.worldSize;
+      it.restore({
+        ...s,
+        rank,
+        worldSize,
+        position: Math.floor(consumed / worldSize),
+        step: Math.floor((s.step * s.worldSize) / worldSize),
+      });
+      log(
+        `data: the checkpoint was written by ${s.worldSize} data-parallel ranks, this run has ${worldSize}: ` +
+          `continuing epoch ${s.epoch} after its first ${consumed} batches (the epoch was planned for ` +
+          `${s.worldSize} ranks, so a few examples may repeat or be skipped)`,
+      );
+    },
+  };
+}
+
 /** Builds the corpus if needed, the model, the data stream and the trainer, and trains. */
 export async function runTraining(config: RunConfig, opts: RunOptions = {}): Promise<TrainSummary> {
-  const log = opts.log ?? ((l: string) => console.log(l));
+  // Ranks: MPI when started by `polymoe launch` (or mpirun), else one process.
+  const world = createWorld(config.parallel);
+  const rankZero = world.rank === 0;
+  const log = rankZero ? (opts.log ?? ((l: string) => console.log(l))) : () => {};
+  const p = config.parallel;
+  if (world.size === 1 && (p.ep > 1 || p.tp > 1)) {
+    throw new ParallelError(
+      "INVALID_LAYOUT",
+      `parallel.ep = ${p.ep} and parallel.tp = ${p.tp} need several ranks, this is one process: ` +
+        `run it as \`polymoe launch -n ${p.ep * p.tp} -- train ...\` (or set both to 1)`,
+    );
+  }
   const backend = await useBackend(config.run.backend);
   log(`backend: ${backend.backend} — ${backend.detail}`);
   if (backend.fallbackReason) log(`(native backend unavailable: ${backend.fallbackReason})`);
+  let rt: ParallelRuntime | null = null;
+  if (world.size > 1) {
+    rt = await createParallelRuntime(world, p, { experts: expertCounts(config.model) });
+    const l = rt.groups.layout;
+    log(
+      `parallel: ${l.worldSize} ranks (${world.backend}) = dp ${l.dp} x tp ${l.tp}; ep ${l.ep}, edp ${l.edp}; ` +
+        `ZeRO stage ${p.zeroStage}; gradient buckets ${p.bucketMb} MiB`,
+    );
+  } else if (p.zeroStage > 0) log(`parallel.zeroStage ${p.zeroStage} has no effect on one process`);
 
-  // Data.
+  // Data (rank 0 builds a missing corpus; the others wait for it).
   const corpusDir = config.data.corpus;
-  if (!existsSync(path.join(corpusDir, "manifest.json")) && config.data.prepare) {
+  if (rankZero && !existsSync(path.join(corpusDir, "manifest.json")) && config.data.prepare) {
     const preset = config.data.prepare as PresetName;
     log(`corpus ${corpusDir} not found: preparing it (preset ${preset})`);
     const prepare = parsePrepareConfig(
@@ -57,9 +123,14 @@ export async function runTraining(config: RunConfig, opts: RunOptions = {}): Pro
     );
     await prepareCorpus(prepare, { progress: consoleProgress() });
   }
+  await world.barrier();
   const corpus = await openCorpus(corpusDir);
   const data = await loadTrainingData(corpus);
-  const iterator = createBatchIterator(data, config.data.loader);
+  const iterator = createBatchIterator(
+    data,
+    config.data.loader,
+    rt ? { rank: rt.dataRank, worldSize: rt.dataWorldSize } : {},
+  );
   const space = iterator.taskSpace;
   const modelConfig = modelConfigFor(config, space, data.tokenizer.vocabSize, opts.source);
 
@@ -67,10 +138,18 @@ export async function runTraining(config: RunConfig, opts: RunOptions = {}): Pro
   const runDir = config.run.dir;
   mkdirSync(runDir, { recursive: true });
   const resolved = { ...config, model: modelConfig };
-  writeFileAtomic(path.join(runDir, "config.json"), [Buffer.from(`${JSON.stringify(resolved, null, 2)}\n`)]);
+  if (rankZero) {
+    writeFileAtomic(path.join(runDir, "config.json"), [
+      Buffer.from(`${JSON.stringify(resolved, null, 2)}\n`),
+    ]);
+  }
 
-  // Model.
-  const model = new Transformer(modelConfig, { seed: config.train.seed });
+  // Model (each rank builds its share: its experts, its tensor slices).
+  const model = new Transformer(modelConfig, {
+    seed: config.train.seed,
+    ...(rt ? { exchange: rt.hooks.exchange } : {}),
+    ...(rt?.hooks.slicing ? { slicing: rt.hooks.slicing } : {}),
+  });
   const resuming = !opts.fresh && lastCheckpoint(runDir) !== null;
   if (!resuming) {
     const init = config.train.init;
@@ -112,18 +191,28 @@ export async function runTraining(config: RunConfig, opts: RunOptions = {}): Pro
   log(
     `dev: ${pairs.length} directions, ${batches.reduce((s, b) => s + b.size, 0)} sentences for the dev loss`,
   );
+  // Decoding runs a data-dependent number of forward passes; with experts or
+  // slices on several ranks every pass is a collective, so ranks could
+  // disagree on the count. Dev BLEU then waits for a checkpoint (polymoe eval).
+  const splitModel = rt !== null && rt.groups.layout.ep * rt.groups.layout.tp > 1;
+  const bleuPerPair = splitModel ? 0 : config.dev.bleuSentencesPerPair;
+  if (splitModel && config.dev.bleuSentencesPerPair > 0) {
+    log(
+      "dev BLEU is off while experts are split over ranks (ep or tp > 1): run polymoe eval on a checkpoint",
+    );
+  }
 
   const trainer = new Trainer({
     model,
     config: config.train,
-    data: iterator,
+    data: reshardable(iterator, log),
     runDir,
     runConfig: resolved,
     dev: (m, rng): DevResult => {
       const loss = devLoss(m, batches, config.train.labelSmoothing, rng);
-      if (config.dev.bleuSentencesPerPair === 0) return loss;
+      if (bleuPerPair === 0) return loss;
       const { bleu, perPair } = devBleu(m, pairs, data.tokenizer, space, {
-        perPair: config.dev.bleuSentencesPerPair,
+        perPair: bleuPerPair,
         beamSize: config.dev.beamSize,
         batchSize: config.dev.batchSize,
         maxSourceLength: config.data.loader.maxSourceLength,
@@ -136,11 +225,14 @@ export async function runTraining(config: RunConfig, opts: RunOptions = {}): Pro
     ...(opts.fresh ? { fresh: true } : {}),
     ...(opts.resetOptimizer ? { resetOptimizer: true } : {}),
     ...(opts.resetDataloader ? { resetDataloader: true } : {}),
+    ...(rt ? { parallel: rt } : {}),
   });
   try {
     const summary = await trainer.run();
-    const plots = writeTrainingPlots(runDir);
-    if (plots.length) log(`plots: ${plots.join(", ")}`);
+    if (rankZero) {
+      const plots = writeTrainingPlots(runDir);
+      if (plots.length) log(`plots: ${plots.join(", ")}`);
+    }
     return summary;
   } finally {
     trainer.dispose();

@@ -5,6 +5,7 @@ import {
   parseOverrides,
   readConfigFile,
   resolveRunConfig,
+  runTraining,
   SHIPPED_CONFIGS,
 } from "../src/index.js";
 
@@ -60,6 +61,27 @@ describe("run configs", () => {
     );
     expect(() => readConfigFile("quik")).toThrow(
       /does not exist \(shipped configs: quick, dense-base, tokenmoe-base, taskmoe-base\)/,
+    );
+  });
+
+  it("the parallel section validates strictly, and a split layout in one process says how to launch it", async () => {
+    const base = readConfigFile("quick").value;
+    expect(resolveRunConfig(base, {}).parallel).toEqual({
+      backend: "auto",
+      ep: 1,
+      tp: 1,
+      zeroStage: 0,
+      bucketMb: 25,
+      checks: true,
+    });
+    expect(() => resolveRunConfig(base, { parallel: { zero_stage: 1 } })).toThrow(
+      /parallel.zero_stage: unknown key \(did you mean 'zeroStage'\?\)/,
+    );
+    const { overrides } = parseOverrides(["--parallel.ep", "2", "--parallel.zeroStage", "1"]);
+    const c = resolveRunConfig(base, overrides);
+    expect(c.parallel).toMatchObject({ ep: 2, zeroStage: 1 });
+    await expect(runTraining(c, { log: () => {} })).rejects.toThrow(
+      /parallel.ep = 2 and parallel.tp = 1 need several ranks, this is one process: run it as `polymoe launch -n 2 -- train/,
     );
   });
 });

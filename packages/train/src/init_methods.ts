@@ -9,6 +9,7 @@ import type { Transformer } from "@polymoe/model";
 import { add, randomNormal, tensor, tidy, type Variable } from "@tensorflow/tfjs-core";
 import { openModelTensors, type TensorSet } from "./checkpoint.js";
 import { TrainError } from "./errors.js";
+import { takeSlice } from "./tensor_layout.js";
 
 /** Parameters of checkpoint `file` as one expert or a list of experts for MoE block `block`. */
 function ffnExperts(
@@ -57,35 +58,48 @@ function assignExperts(
   const ex = layer.experts;
   const E = ex.numExperts;
   const first = layer.exchange.firstExpert;
-  const stack = (key: "w1" | "b1" | "w2" | "b2", v: Variable | null) => {
+  const axes = ex.slicedAxes();
+  const slicing = ex.slicing;
+  const shapes = { w1: [ex.dModel, ex.dFF], b1: [ex.dFF], w2: [ex.dFF, ex.dModel], b2: [ex.dModel] };
+  const stack = (key: "w1" | "b1" | "w2" | "b2", v: Variable | null, k: number) => {
     if (!v) return;
-    const per = v.size / E;
+    const full = shapes[key];
+    const fullSize = full.reduce((a, b) => a * b, 1);
     const data = new Float32Array(v.size);
+    const per = v.size / E;
     for (let i = 0; i < E; i++) {
-      const src = (experts[first + i] as (typeof experts)[number])[key];
-      if (!src)
-        throw new TrainError("INVALID_ARGUMENT", `${block}: source expert ${first + i} has no ${key}`);
-      if (src.length !== per) {
+      const e = first + i;
+      const src = (experts[e] as (typeof experts)[number])[key];
+      if (!src) throw new TrainError("INVALID_ARGUMENT", `${block}: source expert ${e} has no ${key}`);
+      if (src.length !== fullSize) {
         throw new TrainError(
           "ARCHITECTURE_MISMATCH",
-          `${block}.${key}: source FFN has ${src.length} values, an expert here has ${per} (different dModel or dFF)`,
+          `${block}.${key}: source FFN has ${src.length} values, an expert here has ${fullSize} (different dModel or dFF)`,
         );
       }
-      data.set(src, i * per);
+      // Noise per global expert at full width, so every parallel layout starts alike.
+      let values = src;
+      if (noise > 0 && (key === "w1" || key === "w2")) {
+        values = tidy(() =>
+          Float32Array.from(
+            add(
+              tensor(src, full),
+              randomNormal(full, 0, noise, "float32", seed * 100_003 + 4 * e + k),
+            ).dataSync(),
+          ),
+        );
+      }
+      const axis = axes[key];
+      if (slicing && axis !== null && axis !== undefined)
+        values = takeSlice(values, full, axis, slicing.rank, slicing.size);
+      data.set(values, i * per);
     }
-    tidy(() => {
-      const t = tensor(data, v.shape);
-      v.assign(
-        noise > 0 && (key === "w1" || key === "w2")
-          ? add(t, randomNormal(v.shape, 0, noise, "float32", seed))
-          : t,
-      );
-    });
+    tidy(() => v.assign(tensor(data, v.shape)));
   };
-  stack("w1", ex.w1);
-  stack("b1", ex.b1);
-  stack("w2", ex.w2);
-  stack("b2", ex.b2);
+  stack("w1", ex.w1, 0);
+  stack("b1", ex.b1, 1);
+  stack("w2", ex.w2, 2);
+  stack("b2", ex.b2, 3);
 }
 
 /** Copies every non-expert parameter that exists with the same shape in `file`; returns how many. */
