@@ -13,6 +13,7 @@ export function layouts(worldSize: number): Omit<RunSpec, "steps" | "runDir">[] 
   if (worldSize === 2) {
     return [
       { name: "dp2-accumulate2", parallel: { ep: 1, tp: 1, zeroStage: 0 }, accumulate: 2 },
+      { name: "dp2-zero2", parallel: { ep: 1, tp: 1, zeroStage: 2 }, accumulate: 1 },
       { name: "ep2", parallel: { ep: 2, tp: 1, zeroStage: 0 }, accumulate: 1 },
       { name: "ep2-zero1", parallel: { ep: 2, tp: 1, zeroStage: 1 }, accumulate: 1 },
       { name: "tp2", parallel: { ep: 1, tp: 2, zeroStage: 0 }, accumulate: 1 },
