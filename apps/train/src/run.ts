@@ -172,13 +172,15 @@ export async function runTraining(config: RunConfig, opts: RunOptions = {}): Pro
     }
   }
   const moe = model.moeLayers();
+  const held =
+    rt && rt.groups.layout.ep * rt.groups.layout.tp > 1 ? " on rank 0 (experts split over ranks)" : "";
   log(
-    `model: ${model.numParameters().toLocaleString("en-US")} parameters, ${modelConfig.encoderLayers}+${modelConfig.decoderLayers} layers, ` +
+    `model: ${model.numParameters().toLocaleString("en-US")} parameters${held}, ${modelConfig.encoderLayers}+${modelConfig.decoderLayers} layers, ` +
       `d=${modelConfig.dModel}, ${moe.length === 0 ? "dense" : moe.map((m) => `${m.name}: ${m.layer.config.numExperts} experts (${m.layer.config.router.type})`).join("; ")}`,
   );
   log(
     `data: ${corpus.languages.length - 1} languages + English, ${iterator.examplesPerEpoch.toLocaleString("en-US")} examples per epoch, ` +
-      `${config.data.loader.maxTokens} tokens per batch`,
+      `${config.data.loader.maxTokens} tokens per batch${rt && rt.dataWorldSize > 1 ? ` per data-parallel rank (${rt.dataWorldSize} ranks)` : ""}`,
   );
 
   // Dev set.
