@@ -28,6 +28,12 @@ export interface LaunchOptions {
   cores?: number;
   /** Running as root (default: process.getuid() === 0): mpirun then needs --allow-run-as-root. */
   root?: boolean;
+  /**
+   * Whether the launcher's stdout is a terminal (default: process.stdout.isTTY).
+   * mpirun gives every rank a pseudo-terminal as stdout even when its own
+   * output goes to a file, so the ranks learn it from POLYMOE_STDOUT_TTY.
+   */
+  stdoutIsTTY?: boolean;
 }
 
 export interface LaunchPlan {
@@ -143,6 +149,7 @@ export function planLaunch(options: LaunchOptions): LaunchPlan {
   env.OMP_NUM_THREADS = String(threadsPerRank);
   env.OPENBLAS_NUM_THREADS = String(threadsPerRank);
   env.POLYMOE_LAUNCHED = "1";
+  env.POLYMOE_STDOUT_TTY = (options.stdoutIsTTY ?? Boolean(process.stdout.isTTY)) ? "1" : "0";
   if (options.logAllRanks) env.POLYMOE_LOG_ALL_RANKS = "1";
   else delete env.POLYMOE_LOG_ALL_RANKS;
 

@@ -21,7 +21,8 @@ let current: RankProcess | undefined;
  * Initialises MPI in a rank started by `polymoe launch` (or mpirun) and applies
  * the launcher's logging rule: ranks other than 0 drop their stdout unless
  * POLYMOE_LOG_ALL_RANKS=1, and every rank's stderr lines carry "[rank r] " so
- * errors stay attributable. Idempotent.
+ * errors stay attributable; stdout counts as a terminal only if the
+ * launcher's is (POLYMOE_STDOUT_TTY). Idempotent.
  */
 export function initRankProcess(env: NodeJS.ProcessEnv = process.env): RankProcess {
   if (current) return current;
@@ -29,6 +30,11 @@ export function initRankProcess(env: NodeJS.ProcessEnv = process.env): RankProce
   const localRank = Number(env.OMPI_COMM_WORLD_LOCAL_RANK ?? env.MPI_LOCALRANKID ?? 0);
   const localSize = Number(env.OMPI_COMM_WORLD_LOCAL_SIZE ?? env.MPI_LOCALNRANKS ?? 1);
   current = { rank: info.rank, size: info.size, localRank, localSize, world: comm, mpi: info };
+  // mpirun hands ranks a pseudo-terminal; the launcher says whether its stdout really is one
+  // (progress bars would otherwise fill log files with carriage returns).
+  if (env.POLYMOE_STDOUT_TTY === "0") {
+    Object.defineProperty(process.stdout, "isTTY", { value: false, configurable: true });
+  }
   if (info.size > 1) {
     if (info.rank !== 0 && env.POLYMOE_LOG_ALL_RANKS !== "1") {
       process.stdout.write = (() => true) as typeof process.stdout.write;

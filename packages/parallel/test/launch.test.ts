@@ -15,6 +15,7 @@ describe("launch planning", () => {
       cores: 2,
       root: false,
       env: { PATH: "/bin", OMPI_MCA_btl: "self,vader" },
+      stdoutIsTTY: false,
     });
     expect(plan.file).toBe("mpirun");
     expect(plan.args).toEqual([
@@ -31,6 +32,8 @@ describe("launch planning", () => {
       "POLYMOE_LAUNCHED",
       "-x",
       "POLYMOE_NUM_THREADS",
+      "-x",
+      "POLYMOE_STDOUT_TTY",
       "-np",
       "4",
       ...cmd,
@@ -38,6 +41,11 @@ describe("launch planning", () => {
     expect(plan.threadsPerRank).toBe(1);
     expect(plan.env.POLYMOE_NUM_THREADS).toBe("1");
     expect(plan.env.POLYMOE_LOG_ALL_RANKS).toBeUndefined();
+    // mpirun gives ranks a pseudo-terminal; they are told whether the launcher's stdout is one.
+    expect(plan.env.POLYMOE_STDOUT_TTY).toBe("0");
+    expect(
+      planLaunch({ ranks: 2, command: cmd, cores: 2, env: {}, stdoutIsTTY: true }).env.POLYMOE_STDOUT_TTY,
+    ).toBe("1");
     const wide = planLaunch({ ranks: 2, command: cmd, cores: 16, root: true, env: {}, logAllRanks: true });
     expect(wide.threadsPerRank).toBe(8);
     expect(wide.args).toContain("--allow-run-as-root");
