@@ -117,35 +117,44 @@ describe.skipIf(note !== "")(`polymoe launch -- train (2 MPI ranks, EP=2, ZeRO-1
     expect(existsSync(path.join(runDir, "checkpoints", "checkpoint_0_6", "model.safetensors"))).toBe(true);
   }, 300_000);
 
-  it("a rank killed mid-training stops the whole job, non-zero, within 60 s, naming the rank", async () => {
-    const tag = `t${process.pid}${Date.now()}`;
-    const child = spawn(
-      process.execPath,
-      [...cli, "launch", "-n", "2", "--", "train", "--config", file].concat([
-        "--parallel.ep",
-        "2",
-        "--fresh",
-        "--train.maxSteps",
-        "100000",
-        "--run.dir",
-        path.join(dir, "run-kill"),
-      ]),
-      { cwd: root, env: { ...env, POLYMOE_FAULT_TAG: tag } },
+  it("Ctrl-C to the launcher: every rank finishes its step and saves its shard, the job exits 0", async () => {
+    const runInt = path.join(dir, "run-int");
+    const job = startLaunch(file, [
+      "--parallel.ep",
+      "2",
+      "--fresh",
+      "--train.maxSteps",
+      "100000",
+      "--run.dir",
+      runInt,
+    ]);
+    await job.waitForStep(3);
+    job.child.kill("SIGINT");
+    const code = await job.exited;
+    expect(code, job.stderr()).toBe(0);
+    expect(job.stderr()).toMatch(
+      /polymoe launch: SIGINT: asking every rank to stop \(SIGINT again to abort\)/,
     );
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (s: string) => {
-      stdout += s;
-    });
-    child.stderr.setEncoding("utf8").on("data", (s: string) => {
-      stderr += s;
-    });
-    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-    // Wait for training to run (rank 0 reports step 3 or later), then SIGKILL rank 1.
-    const training = () => [...stdout.matchAll(/step (\d+)\//g)].some((m) => Number(m[1]) >= 3);
-    const deadline = Date.now() + 120_000;
-    while (!training() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-    expect(training(), stdout + stderr).toBe(true);
+    const m = /stopped by signal: (\d+) steps.*checkpoint (\S+)/.exec(job.stdout());
+    expect(m, job.stdout()).not.toBeNull();
+    expect(path.basename(m![2]!)).toMatch(new RegExp(`^checkpoint_\\d+_${m![1]}$`));
+    expect(readdirSync(m![2]!)).toEqual(
+      expect.arrayContaining(["model.rank0.safetensors", "model.rank1.safetensors"]),
+    );
+  }, 300_000);
+
+  it("a rank killed mid-training stops the whole job, non-zero, within 60 s, naming the rank", async () => {
+    const job = startLaunch(file, [
+      "--parallel.ep",
+      "2",
+      "--fresh",
+      "--train.maxSteps",
+      "100000",
+      "--run.dir",
+      path.join(dir, "run-kill"),
+    ]);
+    await job.waitForStep(3);
+    const { tag, child, exited } = job;
     const rank1 = rankPid(tag, 1);
     expect(rank1, "rank 1's process").not.toBeNull();
     const killedAt = Date.now();
@@ -156,9 +165,45 @@ describe.skipIf(note !== "")(`polymoe launch -- train (2 MPI ranks, EP=2, ZeRO-1
     expect(Date.now() - killedAt).toBeLessThan(60_000);
     expect(code).not.toBe(0);
     expect(code).not.toBeNull();
-    expect(stderr).toMatch(/polymoe launch: rank 1 failed \(.*killed by signal 9/);
+    expect(job.stderr()).toMatch(/polymoe launch: rank 1 failed \(.*killed by signal 9/);
   }, 300_000);
 });
+
+/** `polymoe launch -n 2 -- train --config <file> ...extra` in the background, output collected. */
+function startLaunch(config: string, extra: string[]) {
+  const tag = `t${process.pid}${Date.now()}`;
+  const child = spawn(
+    process.execPath,
+    [...cli, "launch", "-n", "2", "--", "train", "--config", config, ...extra],
+    {
+      cwd: root,
+      env: { ...env, POLYMOE_FAULT_TAG: tag },
+    },
+  );
+  let stdout = "";
+  let stderr = "";
+  child.stdout.setEncoding("utf8").on("data", (s: string) => {
+    stdout += s;
+  });
+  child.stderr.setEncoding("utf8").on("data", (s: string) => {
+    stderr += s;
+  });
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  return {
+    tag,
+    child,
+    exited,
+    stdout: () => stdout,
+    stderr: () => stderr,
+    /** Resolves once rank 0 reports step `n` or later (plain progress lines). */
+    async waitForStep(n: number) {
+      const reached = () => [...stdout.matchAll(/step (\d+)\//g)].some((m) => Number(m[1]) >= n);
+      const deadline = Date.now() + 120_000;
+      while (!reached() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      expect(reached(), stdout + stderr).toBe(true);
+    },
+  };
+}
 
 /** The pid of MPI rank `rank` of the job whose environment carries POLYMOE_FAULT_TAG=tag. */
 function rankPid(tag: string, rank: number): number | null {

@@ -219,7 +219,9 @@ export interface LaunchIo {
  * (killed, aborted, non-zero exit) the launcher prints one line naming it;
  * if mpirun has not ended `failureGraceMs` after that report (default 20 s),
  * the launcher stops the whole job itself, so a dead rank never leaves the job
- * hanging.
+ * hanging. The first SIGINT/SIGTERM asks every rank to stop (as SIGUSR2, which
+ * mpirun forwards; a trainer finishes its step, saves and exits 0); a second
+ * one stops the job at once.
  */
 export async function launch(
   options: LaunchOptions & { failureGraceMs?: number },
@@ -268,7 +270,20 @@ export async function launch(
       io.stderr(s);
       watch(s);
     });
+    // The first Ctrl-C / SIGTERM becomes SIGUSR2, which mpirun passes to every rank
+    // (SIGINT/SIGTERM would make mpirun SIGKILL the ranks 1 s after a SIGTERM, before a
+    // trainer could finish its step and save); initRankProcess() turns it into SIGTERM.
+    // A second one is passed on as is: mpirun then stops the job.
+    let interrupted = false;
     const forward = (sig: NodeJS.Signals) => {
+      if (!interrupted) {
+        interrupted = true;
+        io.stderr(`polymoe launch: ${sig}: asking every rank to stop (${sig} again to abort)\n`);
+        try {
+          process.kill(child.pid!, "SIGUSR2");
+        } catch {}
+        return;
+      }
       try {
         process.kill(-child.pid!, sig);
       } catch {}

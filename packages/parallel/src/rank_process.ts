@@ -35,6 +35,13 @@ export function initRankProcess(env: NodeJS.ProcessEnv = process.env): RankProce
   if (env.POLYMOE_STDOUT_TTY === "0") {
     Object.defineProperty(process.stdout, "isTTY", { value: false, configurable: true });
   }
+  // `polymoe launch` passes the user's first Ctrl-C / SIGTERM as SIGUSR2 (mpirun forwards it
+  // without killing anyone): a rank that handles SIGTERM (a trainer: finish the step, save)
+  // gets it as SIGTERM; any other rank stops.
+  process.on("SIGUSR2", () => {
+    if (process.listenerCount("SIGTERM") > 0) process.emit("SIGTERM", "SIGTERM");
+    else process.exit(130);
+  });
   if (info.size > 1) {
     if (info.rank !== 0 && env.POLYMOE_LOG_ALL_RANKS !== "1") {
       process.stdout.write = (() => true) as typeof process.stdout.write;
