@@ -36,7 +36,7 @@ interface Run {
 }
 
 /** Both sides start exactly as `polymoe launch` would start them (same mpirun flags and binding). */
-function mpirun(np: number, cmd: string[], extraEnv: Record<string, string> = {}): Run {
+function mpirun<R = Run>(np: number, cmd: string[], extraEnv: Record<string, string> = {}): R {
   const plan = planLaunch({
     ranks: np,
     command: cmd,
@@ -57,7 +57,7 @@ function mpirun(np: number, cmd: string[], extraEnv: Record<string, string> = {}
   if (r.status !== 0 || !line.startsWith("{")) {
     throw new Error(`mpirun ${plan.args.join(" ")} failed (${r.status}):\n${r.stdout}\n${r.stderr}`);
   }
-  return JSON.parse(line) as Run;
+  return JSON.parse(line) as R;
 }
 
 const gbps = (bytes: number, s: number) => Math.round((bytes / s / 1e9) * 1000) / 1000;
@@ -92,6 +92,25 @@ for (const np of [2, 4]) {
 }
 rmSync(dir, { recursive: true, force: true });
 
+// The MoE layer at EP=2 (its 8 experts split 4 + 4 over two ranks, 4096 tokens
+// per rank), split into the token exchange and the rest, against the same layer
+// in one process holding all 8 experts (the exchange is then the identity).
+interface MoeRun {
+  ranks: number;
+  tokens: number;
+  step_s: number;
+  comm_s: number;
+}
+const moeCmd = [process.execPath, ...tsx, path.join(here, "moe_ep_rank.ts"), "4096", "5"];
+const moe1 = mpirun<MoeRun>(1, moeCmd);
+const moe2 = mpirun<MoeRun>(2, moeCmd);
+const msOf = (s: number) => Math.round(s * 1e4) / 10;
+figures.moe_ep1_step_ms = msOf(moe1.step_s);
+figures.moe_ep2_step_ms = msOf(moe2.step_s);
+figures.moe_ep2_comm_ms = msOf(moe2.comm_s);
+figures.moe_ep2_compute_ms = msOf(moe2.step_s - moe2.comm_s);
+figures.moe_ep2_comm_share = Math.round((moe2.comm_s / moe2.step_s) * 1000) / 1000;
+
 console.log(
   `bench:comm — median of ${ITERS} iterations per run, best of ${ROUNDS} alternating runs per side`,
 );
@@ -100,7 +119,13 @@ console.log(
 );
 console.log("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
 for (const r of rows) console.log(r);
+console.log("(GB/s = bytes of one rank's buffer / time)");
+console.log();
 console.log(
-  "(GB/s = bytes of one rank's buffer / time; the MoE layer's compute/communication split at EP=2 needs the MoE layer and is not measured yet)",
+  "MoE layer forward + backward, 4096 tokens per rank, d_model 512, d_ff 2048, top-2 of 8, capacity 1.25 (max over ranks, median of 5):",
+);
+console.log(`  1 process, 8 experts:        ${figures.moe_ep1_step_ms} ms`);
+console.log(
+  `  EP=2, 4 experts per rank:    ${figures.moe_ep2_step_ms} ms = compute ${figures.moe_ep2_compute_ms} ms + token exchange ${figures.moe_ep2_comm_ms} ms (${(100 * figures.moe_ep2_comm_share!).toFixed(1)}%)`,
 );
 console.log(JSON.stringify(figures));
