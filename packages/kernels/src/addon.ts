@@ -204,6 +204,8 @@ export interface NativeAddon {
   ): void;
   /** Sum of squares with double accumulation. */
   sumSquares(x: Float32Array): number;
+  /** dst = src, multi-threaded memcpy (lengths must match). */
+  copyF32(dst: Float32Array, src: Float32Array): void;
 }
 
 type LoadResult = { addon: NativeAddon; error: null } | { addon: null; error: string };

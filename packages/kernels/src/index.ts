@@ -40,6 +40,13 @@ export { layerNorm, layerNormComposite } from "./ops/layer_norm.js";
 export { logSoftmax } from "./ops/log_softmax.js";
 export { type MoePairs, moeCombine, moeDispatch } from "./ops/moe.js";
 export { backendHasKernel } from "./ops/util.js";
+export {
+  type AdamArrays,
+  type AdamStepConfig,
+  type AdamStepOptions,
+  adamStep,
+  copyFloat32,
+} from "./optim.js";
 export { ensureGradients, NATIVE_KERNELS, type RegisterResult, registerNativeBackend } from "./register.js";
 export { resolveNumThreads } from "./threads.js";
 export { BACKEND_CHOICES, type BackendChoice, type BackendReport, useBackend } from "./use_backend.js";

@@ -1,4 +1,4 @@
-import { nativeAddon, experimental_nativeValues as nativeValues } from "@polymoe/kernels";
+import { adamStep, nativeAddon, experimental_nativeValues as nativeValues } from "@polymoe/kernels";
 import {
   add,
   addN,
@@ -126,20 +126,19 @@ export class AdamW {
           this.hostM.set(name, m);
           this.hostV.set(name, v);
         }
-        addon.adamUpdate(
-          pv,
-          gv,
-          m,
-          v,
-          lr,
-          b1,
-          b2,
-          eps,
-          decay,
-          c1,
-          c2,
-          gradScale,
-          this.config.type === "adamw",
+        adamStep(
+          { param: pv, grad: gv, m, v },
+          {
+            lr,
+            beta1: b1,
+            beta2: b2,
+            eps,
+            weightDecay: decay,
+            decoupled: this.config.type === "adamw",
+            step: this.step,
+            gradScale,
+          },
+          { impl: "native" },
         );
         continue;
       }

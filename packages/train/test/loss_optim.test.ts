@@ -2,6 +2,7 @@ import * as fs from "node:fs";
 import { mkdtempSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { adamStep } from "@polymoe/kernels";
 import * as tf from "@tensorflow/tfjs-core";
 import { describe, expect, it } from "vitest";
 
@@ -171,4 +172,65 @@ describe("schedules and safetensors", () => {
     writeFileSync(file, "garbage!garbage!");
     expect(() => SafetensorsFile.open(file)).toThrow(/not a valid safetensors file/);
   });
+});
+
+describe("the trainer's AdamW and @polymoe/kernels' adamStep make one update", () => {
+  const rnd = (n: number, seed: number, scale = 1) => {
+    let s = seed >>> 0;
+    return Float32Array.from({ length: n }, () => {
+      s = (s * 1664525 + 1013904223) >>> 0;
+      return (s / 4294967296 - 0.5) * scale;
+    });
+  };
+  for (const [type, weightDecay] of [
+    ["adamw", 0],
+    ["adamw", 0.1],
+    ["adam", 0.05],
+  ] as const) {
+    it(`${type}, weight decay ${weightDecay}: tfjs-ops path on cpu vs adamStep (js and auto), 8 steps`, () =>
+      onBackend("cpu", () => {
+        const cfg = OptimizerConfig.parse({ type, lr: 3e-3, betas: [0.9, 0.98], eps: 1e-8, weightDecay });
+        const opt = new AdamW(cfg);
+        const n = 1031;
+        const init = rnd(n, 5);
+        const w = tf.variable(tf.tensor1d(init), true, `adam_eq.${type}.${weightDecay}`);
+        const params = new Map([["w", w]]);
+        const impls = (["js", "auto"] as const).map((impl) => ({
+          impl,
+          param: Float32Array.from(init),
+          m: new Float32Array(n),
+          v: new Float32Array(n),
+        }));
+        for (let step = 1; step <= 8; step++) {
+          const grad = rnd(n, 50 + step, 0.4);
+          const lr = 3e-3 * (step / 8);
+          tf.tidy(() => opt.apply(params, new Map([["w", tf.tensor1d(grad)]]), lr, 0.5));
+          for (const x of impls) {
+            adamStep(
+              { param: x.param, grad, m: x.m, v: x.v },
+              {
+                lr,
+                beta1: 0.9,
+                beta2: 0.98,
+                eps: 1e-8,
+                weightDecay,
+                decoupled: type === "adamw",
+                step,
+                gradScale: 0.5,
+              },
+              { impl: x.impl },
+            );
+          }
+        }
+        const got = w.dataSync();
+        const st = opt.state().tensors;
+        for (const x of impls) {
+          assertClose(x.param, got, { atol: 1e-6, rtol: 0 });
+          assertClose(x.m, st.get("w.m")!.values, { atol: 1e-6, rtol: 0 });
+          assertClose(x.v, st.get("w.v")!.values, { atol: 1e-6, rtol: 0 });
+        }
+        opt.dispose();
+        w.dispose();
+      }));
+  }
 });

@@ -14,6 +14,7 @@ double fma_peak_gflops(i64 iters);
 void adam_update(float* p, const float* g, float* m, float* v, i64 n, float lr, float beta1, float beta2, float eps,
                  float weight_decay, float bias1, float bias2, float grad_scale, bool decoupled);
 double sum_squares(const float* x, i64 n);
+void copy_f32(float* dst, const float* src, i64 n);
 }  // namespace polymoe
 
 namespace {
@@ -476,9 +477,18 @@ Napi::Value GroupedMatMulGradW(const Napi::CallbackInfo& info) {
 // adamUpdate(p, g, m, v, lr, beta1, beta2, eps, weightDecay, bias1, bias2, gradScale, decoupled)
 Napi::Value AdamUpdate(const Napi::CallbackInfo& info) {
   F32 p = f32_arg(info, 0, "param"), g = f32_arg(info, 1, "grad"), m = f32_arg(info, 2, "m"), v = f32_arg(info, 3, "v");
-  need(info, g.length, p.length, "grad");
-  need(info, m.length, p.length, "m");
-  need(info, v.length, p.length, "v");
+  // Exact lengths: a longer array would leave part of it silently unchanged.
+  auto same = [&](const F32& arr, const char* name) {
+    if (arr.length != p.length)
+      throw Napi::RangeError::New(info.Env(), std::string("adamUpdate: ") + name + " has " +
+                                                  std::to_string(arr.length) + " elements but param has " +
+                                                  std::to_string(p.length) + "; all four must be equal");
+  };
+  same(g, "grad");
+  same(m, "m");
+  same(v, "v");
+  for (size_t i = 4; i < 12; ++i)
+    if (!info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), "adamUpdate: argument " + std::to_string(i) + " must be a number");
   auto num = [&](size_t i) { return info[i].As<Napi::Number>().FloatValue(); };
   const float lr = num(4), b1 = num(5), b2 = num(6), eps = num(7), wd = num(8), bias1 = num(9), bias2 = num(10),
               scale = num(11);
@@ -486,6 +496,15 @@ Napi::Value AdamUpdate(const Napi::CallbackInfo& info) {
   return guarded(info, [&] {
     polymoe::adam_update(p.data, g.data, m.data, v.data, p.length, lr, b1, b2, eps, wd, bias1, bias2, scale, decoupled);
   });
+}
+
+// copyF32(dst, src): multi-threaded memcpy (the bandwidth reference of bench:adam).
+Napi::Value CopyF32(const Napi::CallbackInfo& info) {
+  F32 dst = f32_arg(info, 0, "dst"), src = f32_arg(info, 1, "src");
+  if (dst.length != src.length)
+    throw Napi::RangeError::New(info.Env(), "copyF32: dst has " + std::to_string(dst.length) +
+                                                " elements but src has " + std::to_string(src.length));
+  return guarded(info, [&] { polymoe::copy_f32(dst.data, src.data, dst.length); });
 }
 
 // sumSquares(x) -> number
@@ -523,6 +542,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("groupedMatMulGradW", Napi::Function::New(env, GroupedMatMulGradW));
   exports.Set("adamUpdate", Napi::Function::New(env, AdamUpdate));
   exports.Set("sumSquares", Napi::Function::New(env, SumSquares));
+  exports.Set("copyF32", Napi::Function::New(env, CopyF32));
   return exports;
 }
 

@@ -1,5 +1,7 @@
 // Fused optimizer kernels: one pass over parameter, gradient and moments,
 // in place, multi-threaded and vectorised.
+#include <cstring>
+
 #include "common.h"
 
 namespace polymoe {
@@ -42,6 +44,22 @@ double sum_squares(const float* x, i64 n) {
   for (i64 i = 0; i < n; ++i) s += static_cast<double>(x[i]) * x[i];
   (void)threads;
   return s;
+}
+
+/** dst = src, split over threads (each copies one contiguous block). */
+void copy_f32(float* dst, const float* src, i64 n) {
+  const int threads = threads_for(n);
+#ifdef _OPENMP
+#pragma omp parallel num_threads(threads)
+  {
+    const i64 t = omp_get_thread_num(), T = omp_get_num_threads();
+    const i64 lo = n * t / T, hi = n * (t + 1) / T;
+    if (hi > lo) std::memcpy(dst + lo, src + lo, static_cast<size_t>(hi - lo) * sizeof(float));
+  }
+#else
+  std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));
+#endif
+  (void)threads;
 }
 
 }  // namespace polymoe
