@@ -34,7 +34,7 @@ import type { ExpertLayout, Transformer } from "@polymoe/model";
 import { tensor, tidy, type Variable } from "@tensorflow/tfjs-core";
 
 import { TrainError } from "./errors.js";
-import type { AdamW, OptimizerState } from "./optimizer.js";
+import type { OptimizerState, TrainOptimizer } from "./optimizer.js";
 import {
   type FlatSegment,
   localMoment,
@@ -434,7 +434,7 @@ export interface SaveOptions {
 export function saveCheckpoint(
   runDir: string,
   model: Transformer,
-  optimizer: AdamW | null,
+  optimizer: TrainOptimizer | null,
   state: CheckpointState,
   opts: SaveOptions,
 ): string {
@@ -508,7 +508,7 @@ export interface LoadOptions {
 export function loadCheckpoint(
   dir: string,
   model: Transformer,
-  optimizer: AdamW | ShardedOptimizer | null,
+  optimizer: TrainOptimizer | ShardedOptimizer | null,
   opts: LoadOptions = {},
 ): CheckpointState {
   const statePath = path.join(dir, "state.json");

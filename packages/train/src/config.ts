@@ -1,3 +1,4 @@
+import { OffloadConfig } from "@polymoe/offload";
 import { z } from "zod";
 
 import { OptimizerConfig } from "./optimizer.js";
@@ -51,6 +52,9 @@ export const TrainConfig = z.strictObject({
     .default(5)
     .describe("consecutive steps with a non-finite loss or gradient before the run stops"),
   init: InitConfig,
+  offload: OffloadConfig.optional().describe(
+    "keep optimizer moments (and master weights off the native backend) in a host-memory/disk store under a budget",
+  ),
 });
 export type TrainConfig = z.output<typeof TrainConfig>;
 export type TrainConfigInput = z.input<typeof TrainConfig>;

@@ -25,7 +25,14 @@ export { InitConfig, TrainConfig, type TrainConfigInput } from "./config.js";
 export { TrainError, type TrainErrorCode } from "./errors.js";
 export { aggregateExperts, initExpertsFromDense } from "./init_methods.js";
 export { labelSmoothedCrossEntropy, type TokenLoss } from "./loss.js";
-export { AdamW, decayOf, globalNorm, OptimizerConfig, type OptimizerState } from "./optimizer.js";
+export {
+  AdamW,
+  decayOf,
+  globalNorm,
+  OptimizerConfig,
+  type OptimizerState,
+  type TrainOptimizer,
+} from "./optimizer.js";
 export {
   createParallelRuntime,
   type FlatSegment,
@@ -50,6 +57,7 @@ export {
   type DevEvaluator,
   type DevResult,
   evaluateLoss,
+  type StepMemory,
   type StepResult,
   type StepTimings,
   type TrainBatch,

@@ -76,12 +76,24 @@ export function decayOf(
 }
 
 /**
+ * What the trainer and checkpoints need of an optimizer: AdamW, or
+ * @polymoe/offload's OffloadedAdamW (state in a host/disk store).
+ */
+export interface TrainOptimizer {
+  step: number;
+  apply(params: Map<string, Variable>, grads: Map<string, Tensor>, lr: number, gradScale?: number): void;
+  state(): OptimizerState;
+  load(state: OptimizerState, params: Map<string, Variable>): void;
+  dispose(): void;
+}
+
+/**
  * Adam / AdamW over named variables. On the polymoe-native backend each
  * parameter is updated in place by one fused native pass (moments live in
  * host arrays); elsewhere by tfjs ops (moments are tensors). `state()` /
  * `load()` round-trip the moments exactly in both cases.
  */
-export class AdamW {
+export class AdamW implements TrainOptimizer {
   /** Moments of natively updated parameters. */
   private hostM = new Map<string, Float32Array>();
   private hostV = new Map<string, Float32Array>();

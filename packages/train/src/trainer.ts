@@ -1,6 +1,7 @@
 import { appendFileSync, mkdirSync } from "node:fs";
 import path from "node:path";
 import type { ForwardOutput, ModelBatch, Transformer } from "@polymoe/model";
+import { OffloadedAdamW } from "@polymoe/offload";
 import { Rng, type RoutingMetrics } from "@polymoe/routers";
 import {
   add,
@@ -26,7 +27,7 @@ import {
 import type { TrainConfig } from "./config.js";
 import { TrainError } from "./errors.js";
 import { labelSmoothedCrossEntropy } from "./loss.js";
-import { AdamW, globalNorm } from "./optimizer.js";
+import { AdamW, decayOf, globalNorm, type TrainOptimizer } from "./optimizer.js";
 import { type ParallelRuntime, ShardedOptimizer } from "./parallel.js";
 import { Progress } from "./progress.js";
 import { learningRate } from "./schedule.js";
@@ -163,6 +164,32 @@ export interface StepResult {
   moe: { layer: string; metrics: RoutingMetrics }[];
   /** Wall time of the step's phases (milliseconds, summed over micro-batches). */
   timings: StepTimings;
+  /** Host memory and disk traffic of the step. */
+  memory: StepMemory;
+}
+
+/** Budget honesty: the process's memory and the offload store's disk traffic in one step. */
+export interface StepMemory {
+  /** Peak resident set size of the process so far, and now (bytes). */
+  peakRssBytes: number;
+  rssBytes: number;
+  /** Bytes the offload store read from / wrote to disk in this step (0 without offload). */
+  diskBytesRead: number;
+  diskBytesWritten: number;
+  /** Host bytes the offload store holds after the step (0 without offload). */
+  offloadHostBytes: number;
+}
+
+/** The memory record of a step: RSS always, the store's traffic when the optimizer is offloaded. */
+function stepMemory(optimizer: TrainOptimizer): StepMemory {
+  const off = optimizer instanceof OffloadedAdamW ? optimizer.lastStep() : null;
+  return {
+    peakRssBytes: process.resourceUsage().maxRSS * 1024,
+    rssBytes: process.memoryUsage.rss(),
+    diskBytesRead: off?.bytesRead ?? 0,
+    diskBytesWritten: off?.bytesWritten ?? 0,
+    offloadHostBytes: off?.hostBytes ?? 0,
+  };
 }
 
 /**
@@ -242,8 +269,8 @@ export interface TrainSummary {
 export class Trainer {
   readonly model: Transformer;
   readonly config: TrainConfig;
-  /** The optimizer of a one-process run. */
-  readonly optimizer: AdamW;
+  /** The optimizer of a one-process run: AdamW, or OffloadedAdamW when config.offload is set. */
+  readonly optimizer: TrainOptimizer;
   /** The optimizer of a parallel run (flat buffers, ZeRO), else null. */
   readonly sharded: ShardedOptimizer | null;
   readonly parallel: ParallelRuntime | null;
@@ -265,10 +292,26 @@ export class Trainer {
   constructor(private readonly opts: TrainerOptions) {
     this.model = opts.model;
     this.config = opts.config;
-    this.optimizer = new AdamW(opts.config.optimizer);
     this.parallel = opts.parallel ?? null;
     this.rng = new Rng(this.rngSeed());
+    if (this.parallel && opts.config.offload) {
+      throw new TrainError(
+        "INVALID_ARGUMENT",
+        "train.offload is not supported in parallel runs yet (their ZeRO optimizer keeps its own flat state); " +
+          "remove train.offload or run in one process",
+      );
+    }
     this.vars = new Map([...opts.model.variables()].filter(([, v]) => v.trainable));
+    const oc = opts.config.optimizer;
+    this.optimizer = opts.config.offload
+      ? new OffloadedAdamW({
+          optimizer: oc,
+          offload: opts.config.offload,
+          params: this.vars,
+          decayOf: (name) => decayOf(oc, name),
+          experts: opts.model.expertLayout(),
+        })
+      : new AdamW(oc);
     for (const [k, v] of this.vars) this.keyOfName.set(v.name, k);
     this.sharded = this.parallel
       ? new ShardedOptimizer(opts.model, this.vars, this.parallel, opts.config.optimizer)
@@ -460,6 +503,7 @@ export class Trainer {
       skipped,
       moe,
       timings,
+      memory: stepMemory(this.optimizer),
     };
   }
 
@@ -564,6 +608,7 @@ export class Trainer {
       skipped,
       moe: s.moe,
       timings: t,
+      memory: stepMemory(this.optimizer),
     };
   }
 
@@ -692,6 +737,7 @@ export class Trainer {
     let tokens = 0;
     let trainMs = 0;
     const emptyComm = () => ({ stepMs: 0, allToAll: 0, allReduce: 0, allGather: 0 });
+    let disk = { read: 0, written: 0 };
     let window = {
       loss: 0,
       nll: 0,
@@ -729,6 +775,8 @@ export class Trainer {
           window.comm.allReduce += cm.gradients + cm.tensorParallel + cm.scalars;
           window.comm.allGather += cm.parameters;
         }
+        disk.read += r.memory.diskBytesRead;
+        disk.written += r.memory.diskBytesWritten;
         this.accumulate(moeAcc, r.moe);
         const secs = (performance.now() - start) / 1000;
         const dropped =
@@ -764,6 +812,13 @@ export class Trainer {
             stepMs: Object.fromEntries(Object.entries(window.time).map(([k, v]) => [k, +(v / n).toFixed(1)])),
             skipped: window.skipped,
             skippedTotal: this.skippedSteps,
+            memory: {
+              peakRssGB: +(r.memory.peakRssBytes / 2 ** 30).toFixed(3),
+              rssGB: +(r.memory.rssBytes / 2 ** 30).toFixed(3),
+              diskReadMBPerStep: +(disk.read / n / 2 ** 20).toFixed(2),
+              diskWrittenMBPerStep: +(disk.written / n / 2 ** 20).toFixed(2),
+              offloadHostGB: +(r.memory.offloadHostBytes / 2 ** 30).toFixed(3),
+            },
             moe: [...moeAcc].map(([layer, a]) => ({
               layer,
               droppedFraction: a.dropped / a.steps,
@@ -787,6 +842,7 @@ export class Trainer {
             comm: emptyComm(),
           };
           moeAcc = new Map();
+          disk = { read: 0, written: 0 };
         }
         const evalNow = c.evalEvery > 0 && this.step % c.evalEvery === 0 && !r.skipped;
         if (evalNow) lastDev = await this.evaluate();

@@ -1,0 +1,37 @@
+import { z } from "zod";
+
+/**
+ * Memory offload (ZeRO-Offload / ZeRO-Infinity): optimizer moments (and, off
+ * the native backend, fp32 master weights) live in a tiered store — host
+ * memory up to a budget, the rest in files under `dir`.
+ */
+export const OffloadConfig = z.strictObject({
+  dir: z
+    .string()
+    .min(1)
+    .describe("directory for offloaded tensors (an NVMe/SSD path); created if missing, must be writable"),
+  hostMemoryGB: z
+    .number()
+    .positive()
+    .describe(
+      "host memory budget of the whole process in GiB: resident parameters and gradients, the store's cache and reserveGB",
+    ),
+  reserveGB: z
+    .number()
+    .min(0)
+    .default(0.5)
+    .describe("part of hostMemoryGB kept for activations and the runtime (not used by the store's cache)"),
+  experts: z
+    .enum(["dense", "routed"])
+    .default("dense")
+    .describe(
+      "dense: every expert is updated every step (same result as no offload); routed: only experts the batch " +
+        "routed tokens to are paged in and updated (lazy Adam: others keep parameters and moments)",
+    ),
+  enforceBudget: z
+    .boolean()
+    .default(true)
+    .describe("stop with an error when the process's peak RSS exceeds hostMemoryGB after a step"),
+});
+export type OffloadConfig = z.output<typeof OffloadConfig>;
+export type OffloadConfigInput = z.input<typeof OffloadConfig>;

@@ -1,0 +1,202 @@
+// A tiered store of float32 tensors: host memory up to a byte budget, the rest
+// in one file per tensor under a directory. Tensors are used by acquire/
+// release; released ones are evicted least-recently-used first when room is
+// needed, written back only when changed, always atomically.
+import { readdirSync, rmSync } from "node:fs";
+import path from "node:path";
+
+import { gb, OffloadError } from "./errors.js";
+import { prepareDir, readFloats, writeFloatsAtomic } from "./files.js";
+
+/** Counters of a store; `reset()` starts a new window (e.g. one training step). */
+export interface StoreStats {
+  /** Bytes read from disk / written to disk since the last reset. */
+  bytesRead: number;
+  bytesWritten: number;
+  /** Tensors paged in from disk / written out since the last reset. */
+  pageIns: number;
+  writeBacks: number;
+  /** Host bytes held now, and the most held since the last reset. */
+  hostBytes: number;
+  peakHostBytes: number;
+  /** Bytes of every tensor in the store, wherever it lives. */
+  totalBytes: number;
+}
+
+interface Entry {
+  length: number;
+  /** Host copy, or null when only on disk (or never written: all zeros). */
+  host: Float32Array | null;
+  /** Host copy differs from the disk copy. */
+  dirty: boolean;
+  onDisk: boolean;
+  pins: number;
+  lastUse: number;
+}
+
+export interface TieredStoreOptions {
+  dir: string;
+  /** Host bytes the store may hold (pinned tensors included). */
+  hostBytes: number;
+}
+
+export class TieredStore {
+  readonly dir: string;
+  readonly hostBytes: number;
+  private readonly entries = new Map<string, Entry>();
+  private clock = 0;
+  private held = 0;
+  private total = 0;
+  private window = { bytesRead: 0, bytesWritten: 0, pageIns: 0, writeBacks: 0, peakHostBytes: 0 };
+
+  constructor(opts: TieredStoreOptions) {
+    if (!(opts.hostBytes >= 0) || !Number.isFinite(opts.hostBytes)) {
+      throw new OffloadError(
+        "INVALID_ARGUMENT",
+        `TieredStore: hostBytes must be >= 0, got ${opts.hostBytes}`,
+      );
+    }
+    this.dir = opts.dir;
+    this.hostBytes = opts.hostBytes;
+    prepareDir(opts.dir);
+    // Files of an earlier run are stale: state comes from checkpoints.
+    for (const f of readdirSync(opts.dir))
+      if (f.endsWith(".f32") || f.includes(".f32.tmp-")) rmSync(path.join(opts.dir, f));
+  }
+
+  has(key: string): boolean {
+    return this.entries.has(key);
+  }
+
+  /** Elements of tensor `key`. */
+  lengthOf(key: string): number {
+    return this.need(key).length;
+  }
+
+  /**
+   * Adds tensor `key` of `length` floats: zeros (no memory or disk until
+   * first used), or a copy of `init`. Replaces an existing tensor.
+   */
+  create(key: string, length: number, init?: Float32Array): void {
+    if (init && init.length !== length) {
+      throw new OffloadError(
+        "INVALID_ARGUMENT",
+        `TieredStore.create(${key}): init has ${init.length} elements, length is ${length}`,
+      );
+    }
+    this.drop(key);
+    const e: Entry = { length, host: null, dirty: false, onDisk: false, pins: 0, lastUse: ++this.clock };
+    this.entries.set(key, e);
+    this.total += length * 4;
+    if (init) {
+      this.makeRoom(length * 4, key);
+      e.host = Float32Array.from(init);
+      e.dirty = true;
+      this.hold(length * 4);
+    }
+  }
+
+  /**
+   * The host array of `key`, paged in if needed, pinned until release(). Its
+   * contents may be changed in place; say so with release(key, true).
+   */
+  acquire(key: string): Float32Array {
+    const e = this.need(key);
+    e.lastUse = ++this.clock;
+    if (!e.host) {
+      const bytes = e.length * 4;
+      this.makeRoom(bytes, key);
+      e.host = new Float32Array(e.length);
+      if (e.onDisk) {
+        readFloats(this.file(key), e.host);
+        this.window.bytesRead += bytes;
+        this.window.pageIns++;
+      }
+      this.hold(bytes);
+    }
+    e.pins++;
+    return e.host;
+  }
+
+  /** Unpins `key`; `changed` marks its host copy as newer than the disk copy. */
+  release(key: string, changed: boolean): void {
+    const e = this.need(key);
+    if (e.pins === 0) throw new OffloadError("INVALID_ARGUMENT", `TieredStore.release(${key}): not acquired`);
+    e.pins--;
+    if (changed) e.dirty = true;
+  }
+
+  /** Writes every changed tensor to disk (host copies stay). */
+  flush(): void {
+    for (const [key, e] of this.entries) if (e.host && e.dirty) this.writeBack(key, e);
+  }
+
+  /** Removes `key` from memory and disk. */
+  drop(key: string): void {
+    const e = this.entries.get(key);
+    if (!e) return;
+    if (e.pins > 0) throw new OffloadError("INVALID_ARGUMENT", `TieredStore.drop(${key}): still acquired`);
+    if (e.host) this.held -= e.length * 4;
+    if (e.onDisk) rmSync(this.file(key), { force: true });
+    this.total -= e.length * 4;
+    this.entries.delete(key);
+  }
+
+  /** Removes every tensor. */
+  clear(): void {
+    for (const key of [...this.entries.keys()]) this.drop(key);
+  }
+
+  stats(): StoreStats {
+    return { ...this.window, hostBytes: this.held, totalBytes: this.total };
+  }
+
+  /** Starts a new statistics window. */
+  resetStats(): void {
+    this.window = { bytesRead: 0, bytesWritten: 0, pageIns: 0, writeBacks: 0, peakHostBytes: this.held };
+  }
+
+  private need(key: string): Entry {
+    const e = this.entries.get(key);
+    if (!e) throw new OffloadError("INVALID_ARGUMENT", `TieredStore: no tensor '${key}'`);
+    return e;
+  }
+
+  private file(key: string): string {
+    return path.join(this.dir, `${encodeURIComponent(key)}.f32`);
+  }
+
+  private hold(bytes: number): void {
+    this.held += bytes;
+    if (this.held > this.window.peakHostBytes) this.window.peakHostBytes = this.held;
+  }
+
+  private writeBack(key: string, e: Entry): void {
+    writeFloatsAtomic(this.file(key), e.host as Float32Array);
+    e.onDisk = true;
+    e.dirty = false;
+    this.window.bytesWritten += e.length * 4;
+    this.window.writeBacks++;
+  }
+
+  /** Evicts unpinned tensors, least recently used first, until `bytes` more fit. */
+  private makeRoom(bytes: number, forKey: string): void {
+    if (this.held + bytes <= this.hostBytes) return;
+    const victims = [...this.entries]
+      .filter(([, e]) => e.host && e.pins === 0)
+      .sort((a, b) => a[1].lastUse - b[1].lastUse);
+    for (const [key, e] of victims) {
+      if (this.held + bytes <= this.hostBytes) break;
+      if (e.dirty) this.writeBack(key, e);
+      e.host = null;
+      this.held -= e.length * 4;
+    }
+    if (this.held + bytes > this.hostBytes) {
+      throw new OffloadError(
+        "BUDGET_EXCEEDED",
+        `the offload store needs ${gb(this.held + bytes)} of host memory to hold '${forKey}' next to the ` +
+          `tensors in use, over its budget of ${gb(this.hostBytes)}; raise offload.hostMemoryGB`,
+      );
+    }
+  }
+}
