@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -27,9 +27,9 @@ function finalTensors(dir: string): Map<string, number[]> {
 }
 
 /** Starts a training child and SIGKILLs it once its metrics show `atStep`, plus a random delay. */
-function killAt(dir: string, atStep: number, delayMs: number): Promise<number> {
+function killAt(dir: string, atStep: number, delayMs: number, childEnv = env): Promise<number> {
   return new Promise((resolve) => {
-    const p: ChildProcess = spawn(process.execPath, args(dir, STEPS), { env, stdio: "ignore" });
+    const p: ChildProcess = spawn(process.execPath, args(dir, STEPS), { env: childEnv, stdio: "ignore" });
     const metrics = path.join(dir, "metrics.jsonl");
     const poll = setInterval(() => {
       const lines = existsSync(metrics) ? readFileSync(metrics, "utf8").trim().split("\n") : [];
@@ -46,12 +46,20 @@ function killAt(dir: string, atStep: number, delayMs: number): Promise<number> {
   });
 }
 
+/** The final tensors of an uninterrupted run (computed once, shared by the tests). */
+let cleanRun: Map<string, number[]> | undefined;
+function uninterrupted(): Map<string, number[]> {
+  if (cleanRun) return cleanRun;
+  const clean = mkdtempSync(path.join(tmpdir(), "crash-clean-"));
+  const done = spawnSync(process.execPath, args(clean, STEPS), { env, encoding: "utf8" });
+  expect(done.status, done.stderr).toBe(0);
+  cleanRun = finalTensors(clean);
+  return cleanRun;
+}
+
 describe("crash safety (real processes, SIGKILL)", () => {
   it("a run killed at random moments and resumed ends bitwise equal to an uninterrupted run", async () => {
-    const clean = mkdtempSync(path.join(tmpdir(), "crash-clean-"));
-    const done = spawnSync(process.execPath, args(clean, STEPS), { env, encoding: "utf8" });
-    expect(done.status, done.stderr).toBe(0);
-    const want = finalTensors(clean);
+    const want = uninterrupted();
 
     const dir = mkdtempSync(path.join(tmpdir(), "crash-killed-"));
     // Two kills at pseudo-random points (saving every step, so some land mid-save).
@@ -66,5 +74,22 @@ describe("crash safety (real processes, SIGKILL)", () => {
     expect([...got.keys()].sort()).toEqual([...want.keys()].sort());
     for (const [name, values] of want)
       expect(got.get(name), `${name} (kills after ${reached.join(", ")} logged steps)`).toEqual(values);
+  }, 240_000);
+
+  it("an offloaded run (state paged through disk every step) killed mid-step/mid-write and resumed loses nothing", async () => {
+    const want = uninterrupted(); // without offload: the offloaded run must end bitwise equal to it
+    const dir = mkdtempSync(path.join(tmpdir(), "crash-offload-"));
+    const offEnv = { ...env, POLYMOE_TEST_OFFLOAD_DIR: path.join(dir, "offload") };
+    const seed = Date.now();
+    const reached = await killAt(dir, 4 + (seed % 5), (seed >> 4) % 30, offEnv);
+    expect(reached).toBeLessThan(STEPS);
+    // The store really spilled to disk (files of the killed process, possibly a torn temporary).
+    expect(readdirSync(offEnv.POLYMOE_TEST_OFFLOAD_DIR).some((f) => f.endsWith(".f32"))).toBe(true);
+    const resumed = spawnSync(process.execPath, args(dir, STEPS), { env: offEnv, encoding: "utf8" });
+    expect(resumed.status, resumed.stderr).toBe(0);
+    expect(resumed.stdout).toMatch(new RegExp(`done ${STEPS} resumed`));
+    const got = finalTensors(dir);
+    for (const [name, values] of want)
+      expect(got.get(name), `${name} (killed after ${reached} logged steps)`).toEqual(values);
   }, 240_000);
 });
