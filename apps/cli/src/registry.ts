@@ -66,4 +66,10 @@ export const COMMANDS: readonly CommandEntry[] = [
     summary: "check and time allReduce/allToAll over the ranks of a launched job",
     load: async () => (await import("./commands/comm.js")).command,
   },
+  {
+    name: "plan",
+    summary:
+      "scale planner: memory per device/host/disk, communication and the largest trainable model per strategy",
+    load: async () => (await import("./commands/plan.js")).command,
+  },
 ];

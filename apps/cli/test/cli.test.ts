@@ -185,3 +185,55 @@ describe("polymoe CLI", () => {
     expect(r.stdout).toMatch(/alltoall .* check ok/);
   });
 });
+
+describe("polymoe plan", () => {
+  it("plans taskmoe-base on 64 devices: parameters, memory per tier, and the largest model per strategy", () => {
+    const r = cli([
+      "plan",
+      "--config",
+      "apps/train/configs/taskmoe-base.json",
+      "--devices",
+      "64",
+      "--ep",
+      "8",
+      "--zero",
+      "2",
+      "--offload",
+      "host",
+    ]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/parameters \(.* in experts over 6 MoE layers/);
+    expect(r.stdout).toMatch(
+      /defaults used: vocabSize 32000 \(--vocab\), model.moe.decoder.router.numTasks 50/,
+    );
+    expect(r.stdout).toMatch(/per device {6}parameters .* GB, gradients .* GB, optimizer state 0.00 GB/);
+    expect(r.stdout).toMatch(/ZeRO-2 \+ host offload +\d+ experts +[\d.]+B parameters +[\d.]+x/);
+  });
+
+  it("names bad flags and bad configs", () => {
+    const r = cli([
+      "plan",
+      "--config",
+      "apps/train/configs/taskmoe-base.json",
+      "--devices",
+      "6",
+      "--ep",
+      "4",
+    ]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/--ep 4 must divide --devices 6/);
+    const dir = mkdtempSync(path.join(os.tmpdir(), "plan-"));
+    const file = path.join(dir, "m.json");
+    writeFileSync(
+      file,
+      JSON.stringify({
+        model: { dModel: 8, heads: 2, dFF: 8, encoderLayers: 1, decoderLayers: 1, dropot: 0 },
+      }),
+    );
+    const bad = cli(["plan", "--config", file]);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/model.dropot: unknown key \(did you mean 'dropout'\?\)/);
+    expect(cli(["plan"]).stderr).toMatch(/--config FILE is required/);
+    rmSync(dir, { recursive: true, force: true });
+  });
+});

@@ -11,4 +11,12 @@ export {
 } from "./adam.js";
 export { OffloadConfig, type OffloadConfigInput } from "./config.js";
 export { OffloadError, type OffloadErrorCode } from "./errors.js";
+export {
+  countParameters,
+  largestTrainable,
+  type MemoryPlan,
+  type ParameterCount,
+  planMemory,
+  type Strategy,
+} from "./plan.js";
 export { type StoreStats, TieredStore, type TieredStoreOptions } from "./store.js";
