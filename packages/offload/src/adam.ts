@@ -70,6 +70,20 @@ interface Layout {
   expert: boolean;
 }
 
+/**
+ * One store entry per unit and slice: a dense parameter, or one expert of an
+ * experts module (all its parameters together: one file per expert, so paging
+ * an expert is one read and one write). Per member: [m | v | master?].
+ */
+interface Unit {
+  key: string;
+  slices: number;
+  members: { name: string; offset: number; len: number }[];
+  /** Floats per slice entry. */
+  length: number;
+  expert: boolean;
+}
+
 const GiB = 2 ** 30;
 
 export class OffloadedAdamW {
@@ -78,6 +92,9 @@ export class OffloadedAdamW {
   readonly store: TieredStore;
   readonly plan: OffloadMemoryPlan;
   private readonly layouts = new Map<string, Layout>();
+  private readonly units: Unit[] = [];
+  /** Floats per element in an entry: m, v (+ fp32 master off the native backend). */
+  private readonly perElement: 2 | 3;
   /** Parameters whose moments exist (were updated or loaded). */
   private readonly touched = new Set<string>();
   private last: OffloadStepStats | null = null;
@@ -85,7 +102,7 @@ export class OffloadedAdamW {
   constructor(private readonly opts: OffloadedAdamWOptions) {
     const { offload } = opts;
     let paramBytes = 0;
-    let largest = 0;
+    const groups = new Map<string, Unit>();
     for (const [name, p] of opts.params) {
       const e = opts.experts?.get(name);
       const slices = e ? e.localExperts : 1;
@@ -98,13 +115,31 @@ export class OffloadedAdamW {
       const layout = { shape: p.shape.slice(), size: p.size, slices, sliceLen: p.size / slices, expert: !!e };
       this.layouts.set(name, layout);
       paramBytes += p.size * 4;
-      largest = Math.max(largest, layout.sliceLen);
+      // Experts of one module share entries; a dense parameter is its own unit.
+      const key = e ? `${name.replace(/\.[^.]+$/, "")}#experts${slices}` : name;
+      let u = groups.get(key);
+      if (!u) {
+        u = { key, slices, members: [], length: 0, expert: !!e };
+        groups.set(key, u);
+        this.units.push(u);
+      }
+      u.members.push({ name, offset: 0, len: layout.sliceLen });
     }
     // Off the native backend, fp32 master weights live in the store too.
-    const perElement = getBackend() === "polymoe-native" ? 2 : 3;
+    this.perElement = getBackend() === "polymoe-native" ? 2 : 3;
+    let largest = 0;
+    for (const u of this.units) {
+      let off = 0;
+      for (const m of u.members) {
+        m.offset = off;
+        off += this.perElement * m.len;
+      }
+      u.length = off;
+      largest = Math.max(largest, off);
+    }
     const budget = offload.hostMemoryGB * GiB;
     const reserve = offload.reserveGB * GiB;
-    const workingSet = perElement * 4 * largest;
+    const workingSet = 4 * largest;
     const minimum = 2 * paramBytes + reserve + workingSet;
     this.plan = {
       parameters: paramBytes,
@@ -113,7 +148,7 @@ export class OffloadedAdamW {
       reserve,
       minimum,
       storeBudget: Math.max(0, budget - 2 * paramBytes - reserve),
-      stateBytes: perElement * paramBytes,
+      stateBytes: this.perElement * paramBytes,
     };
     if (budget < minimum) {
       throw new OffloadError(
@@ -124,7 +159,11 @@ export class OffloadedAdamW {
           "(or use a smaller model)",
       );
     }
-    this.store = new TieredStore({ dir: offload.dir, hostBytes: this.plan.storeBudget });
+    this.store = new TieredStore({
+      dir: offload.dir,
+      hostBytes: this.plan.storeBudget,
+      fsync: offload.fsync,
+    });
     const spill = this.plan.stateBytes - this.plan.storeBudget;
     const free = freeBytes(offload.dir);
     if (spill > 0 && free < spill) {
@@ -141,19 +180,24 @@ export class OffloadedAdamW {
     return this.last;
   }
 
-  private key(name: string, slice: number, kind: "m" | "v" | "p"): string {
-    return `${name}|${slice}|${kind}`;
+  private key(u: Unit, slice: number): string {
+    return `${u.key}|${slice}`;
   }
 
-  private ensureSlice(name: string, l: Layout, s: number, init?: () => Float32Array): void {
-    for (const kind of ["m", "v"] as const) {
-      const k = this.key(name, s, kind);
-      if (!this.store.has(k)) this.store.create(k, l.sliceLen);
+  /** Creates the entry of (u, slice) if missing: zero moments, masters from the parameters' values. */
+  private ensure(u: Unit, s: number, hostValues: (name: string) => Float32Array | null): void {
+    const key = this.key(u, s);
+    if (this.store.has(key)) return;
+    if (this.perElement === 2) {
+      this.store.create(key, u.length);
+      return;
     }
-    if (init) {
-      const k = this.key(name, s, "p");
-      if (!this.store.has(k)) this.store.create(k, l.sliceLen, init());
+    const init = new Float32Array(u.length);
+    for (const m of u.members) {
+      const values = hostValues(m.name);
+      if (values) init.set(values.subarray(s * m.len, (s + 1) * m.len), m.offset + 2 * m.len);
     }
+    this.store.create(key, u.length, init);
   }
 
   /**
@@ -170,50 +214,101 @@ export class OffloadedAdamW {
     this.store.resetStats();
     let expertsUpdated = 0;
     let expertsSkipped = 0;
+    // Views of every parameter and gradient (zero-copy on the native backend).
+    const views = new Map<
+      string,
+      { p: Variable; pv: Float32Array | null; gv: Float32Array; out: Float32Array | null }
+    >();
     for (const [name, g] of grads) {
       const p = params.get(name);
-      const l = this.layouts.get(name);
-      if (!p || !l) {
+      if (!p || !this.layouts.has(name)) {
         throw new OffloadError(
           "INVALID_ARGUMENT",
           `offloaded optimizer: gradient for unknown parameter ${name}`,
         );
       }
       const pv = nativeValues(p);
-      const gv = nativeValues(g) ?? (g.dataSync() as Float32Array);
-      const host = pv ? null : (p.dataSync() as Float32Array);
-      const weightDecay = this.opts.decayOf(name);
-      const out = pv ? null : new Float32Array(l.size);
+      if (!pv && this.perElement === 2) {
+        throw new OffloadError(
+          "INVALID_ARGUMENT",
+          `offloaded optimizer: ${name} is not on the polymoe-native backend, which was active when the optimizer ` +
+            "was made; create it on the backend the model trains on",
+        );
+      }
+      const gv = nativeValues(g) ?? Float32Array.from(g.dataSync() as Float32Array);
+      views.set(name, { p, pv, gv, out: pv ? null : Float32Array.from(p.dataSync() as Float32Array) });
       this.touched.add(name);
-      for (let s = 0; s < l.slices; s++) {
-        const lo = s * l.sliceLen;
-        const hi = lo + l.sliceLen;
-        const grad = gv.subarray(lo, hi);
-        if (l.expert && routedOnly && isZero(grad, addon)) {
+    }
+    const others = new Map<string, Float32Array>();
+    const hostValues = (name: string) => {
+      const v = views.get(name);
+      if (v) return v.pv ?? v.out;
+      // A member of the unit without a gradient this step: its master is its current value.
+      let x = others.get(name);
+      const p = params.get(name);
+      if (!x && p) {
+        x = Float32Array.from(p.dataSync() as Float32Array);
+        others.set(name, x);
+      }
+      return x ?? null;
+    };
+    for (const u of this.units) {
+      const members = u.members.filter((m) => views.has(m.name));
+      if (members.length === 0) continue;
+      for (let s = 0; s < u.slices; s++) {
+        if (
+          u.expert &&
+          routedOnly &&
+          members.every((m) =>
+            isZero(
+              (views.get(m.name) as { gv: Float32Array }).gv.subarray(s * m.len, (s + 1) * m.len),
+              addon,
+            ),
+          )
+        ) {
           expertsSkipped++;
-          if (out) out.set((host as Float32Array).subarray(lo, hi), lo);
           continue;
         }
-        if (l.expert) expertsUpdated++;
-        this.ensureSlice(name, l, s, pv ? undefined : () => (host as Float32Array).subarray(lo, hi));
-        const mk = this.key(name, s, "m");
-        const vk = this.key(name, s, "v");
-        const pk = this.key(name, s, "p");
-        const m = this.store.acquire(mk);
-        const v = this.store.acquire(vk);
-        const param = pv ? pv.subarray(lo, hi) : this.store.acquire(pk);
-        const hyper = { lr, beta1, beta2, eps, weightDecay, decoupled, step: this.step, gradScale };
-        // Native backend: the fused kernel, as AdamW uses there. Elsewhere: the
-        // tfjs-ops order and rounding, as AdamW uses there (bitwise on cpu).
-        if (pv) adamStep({ param, grad, m, v }, hyper);
-        else adamStepOpsOrder(param, grad, m, v, hyper);
-        if (out) out.set(param, lo);
-        this.store.release(mk, true);
-        this.store.release(vk, true);
-        if (!pv) this.store.release(pk, true);
+        if (u.expert) expertsUpdated++;
+        this.ensure(u, s, hostValues);
+        const key = this.key(u, s);
+        const entry = this.store.acquire(key);
+        for (const m of members) {
+          const v = views.get(m.name) as {
+            pv: Float32Array | null;
+            gv: Float32Array;
+            out: Float32Array | null;
+          };
+          const lo = s * m.len;
+          const hi = lo + m.len;
+          const mm = entry.subarray(m.offset, m.offset + m.len);
+          const vv = entry.subarray(m.offset + m.len, m.offset + 2 * m.len);
+          const grad = v.gv.subarray(lo, hi);
+          const hyper = {
+            lr,
+            beta1,
+            beta2,
+            eps,
+            weightDecay: this.opts.decayOf(m.name),
+            decoupled,
+            step: this.step,
+            gradScale,
+          };
+          // Native backend: the fused kernel in place on the parameter, as AdamW
+          // does there. Elsewhere: the fp32 master in the entry, in the tfjs-ops
+          // order and rounding AdamW uses there (bitwise on cpu).
+          if (v.pv) {
+            adamStep({ param: v.pv.subarray(lo, hi), grad, m: mm, v: vv }, hyper);
+          } else {
+            const master = entry.subarray(m.offset + 2 * m.len, m.offset + 3 * m.len);
+            adamStepOpsOrder(master, grad, mm, vv, hyper);
+            (v.out as Float32Array).set(master, lo);
+          }
+        }
+        this.store.release(key, true);
       }
-      if (out) p.assign(tensor(out, p.shape, "float32"));
     }
+    for (const v of views.values()) if (v.out) v.p.assign(tensor(v.out, v.p.shape, "float32"));
     this.last = { ...this.store.stats(), expertsUpdated, expertsSkipped };
     if (this.opts.offload.enforceBudget) this.checkRss();
   }
@@ -236,24 +331,40 @@ export class OffloadedAdamW {
   /** The moments as full arrays per parameter ("<name>.m", "<name>.v"), as AdamW.state() gives them. */
   state(): OffloadOptimizerState {
     const tensors = new Map<string, { shape: number[]; values: Float32Array }>();
+    const full = new Map<string, { m: Float32Array; v: Float32Array }>();
     for (const name of this.touched) {
       const l = this.layouts.get(name) as Layout;
-      for (const kind of ["m", "v"] as const) {
-        const full = new Float32Array(l.size);
-        for (let s = 0; s < l.slices; s++) {
-          const k = this.key(name, s, kind);
-          if (!this.store.has(k)) continue; // never paged in: zeros
-          full.set(this.store.acquire(k), s * l.sliceLen);
-          this.store.release(k, false);
+      full.set(name, { m: new Float32Array(l.size), v: new Float32Array(l.size) });
+    }
+    for (const u of this.units) {
+      const members = u.members.filter((m) => full.has(m.name));
+      if (members.length === 0) continue;
+      for (let s = 0; s < u.slices; s++) {
+        const key = this.key(u, s);
+        if (!this.store.has(key)) continue; // never paged in: zeros
+        const entry = this.store.acquire(key);
+        for (const m of members) {
+          const f = full.get(m.name) as { m: Float32Array; v: Float32Array };
+          f.m.set(entry.subarray(m.offset, m.offset + m.len), s * m.len);
+          f.v.set(entry.subarray(m.offset + m.len, m.offset + 2 * m.len), s * m.len);
         }
-        tensors.set(`${name}.${kind}`, { shape: l.shape.slice(), values: full });
+        this.store.release(key, false);
       }
+    }
+    for (const [name, f] of full) {
+      const shape = (this.layouts.get(name) as Layout).shape;
+      tensors.set(`${name}.m`, { shape: shape.slice(), values: f.m });
+      tensors.set(`${name}.v`, { shape: shape.slice(), values: f.v });
     }
     return { step: this.step, tensors };
   }
 
-  /** Restores moments saved by state() (or by AdamW); unknown or misshapen entries are errors naming them. */
-  load(state: OffloadOptimizerState, _params?: Map<string, Variable>): void {
+  /**
+   * Restores moments saved by state() (or by AdamW); unknown or misshapen
+   * entries are errors naming them. Master weights (off the native backend)
+   * are taken from `params`, which must hold the checkpoint's weights.
+   */
+  load(state: OffloadOptimizerState, params?: Map<string, Variable>): void {
     this.store.clear();
     this.touched.clear();
     this.step = state.step;
@@ -274,12 +385,35 @@ export class OffloadedAdamW {
         );
       }
       this.touched.add(name);
-      for (let s = 0; s < l.slices; s++) {
-        this.store.create(
-          this.key(name, s, kind),
-          l.sliceLen,
-          t.values.subarray(s * l.sliceLen, (s + 1) * l.sliceLen),
-        );
+    }
+    const source = params ?? this.opts.params;
+    const values = new Map<string, Float32Array>();
+    const hostValues = (name: string) => {
+      if (this.perElement === 2) return null;
+      let v = values.get(name);
+      const p = source.get(name);
+      if (!v && p) {
+        v = Float32Array.from(p.dataSync() as Float32Array);
+        values.set(name, v);
+      }
+      return v ?? null;
+    };
+    for (const u of this.units) {
+      const members = u.members.filter(
+        (m) => state.tensors.has(`${m.name}.m`) || state.tensors.has(`${m.name}.v`),
+      );
+      if (members.length === 0) continue;
+      for (let s = 0; s < u.slices; s++) {
+        this.ensure(u, s, hostValues);
+        const key = this.key(u, s);
+        const entry = this.store.acquire(key);
+        for (const m of members) {
+          const mt = state.tensors.get(`${m.name}.m`);
+          const vt = state.tensors.get(`${m.name}.v`);
+          if (mt) entry.set(mt.values.subarray(s * m.len, (s + 1) * m.len), m.offset);
+          if (vt) entry.set(vt.values.subarray(s * m.len, (s + 1) * m.len), m.offset + m.len);
+        }
+        this.store.release(key, true);
       }
     }
   }

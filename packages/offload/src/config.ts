@@ -28,6 +28,13 @@ export const OffloadConfig = z.strictObject({
       "dense: every expert is updated every step (same result as no offload); routed: only experts the batch " +
         "routed tokens to are paged in and updated (lazy Adam: others keep parameters and moments)",
     ),
+  fsync: z
+    .boolean()
+    .default(true)
+    .describe(
+      "fsync each tensor file before renaming it into place (the store is rebuilt from checkpoints on resume, " +
+        "so false trades nothing durable for write speed)",
+    ),
   enforceBudget: z
     .boolean()
     .default(true)

@@ -16,10 +16,11 @@ import { gb, OffloadError } from "./errors.js";
 
 /**
  * Writes `data` to `file` so that a crash leaves either the old file or the
- * new one, never a torn one: temporary file beside it, fsync, rename.
+ * new one, never a torn one: temporary file beside it, fsync (unless told
+ * not to), rename.
  * Errors name the file and, for a full disk, the bytes that did not fit.
  */
-export function writeFloatsAtomic(file: string, data: Float32Array): void {
+export function writeFloatsAtomic(file: string, data: Float32Array, fsync = true): void {
   const tmp = `${file}.tmp-${process.pid}`;
   const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   let fd = -1;
@@ -27,7 +28,7 @@ export function writeFloatsAtomic(file: string, data: Float32Array): void {
     fd = openSync(tmp, "w");
     let off = 0;
     while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
-    fsyncSync(fd);
+    if (fsync) fsyncSync(fd);
     closeSync(fd);
     fd = -1;
     renameSync(tmp, file);

@@ -31,20 +31,23 @@ interface Entry {
   dirty: boolean;
   onDisk: boolean;
   pins: number;
-  lastUse: number;
 }
 
 export interface TieredStoreOptions {
   dir: string;
   /** Host bytes the store may hold (pinned tensors included). */
   hostBytes: number;
+  /** fsync each file before its rename (default true). */
+  fsync?: boolean;
 }
 
 export class TieredStore {
   readonly dir: string;
   readonly hostBytes: number;
   private readonly entries = new Map<string, Entry>();
-  private clock = 0;
+  /** Unpinned host-resident tensors, least recently used first (Map order). */
+  private readonly lru = new Map<string, Entry>();
+  private readonly fsync: boolean;
   private held = 0;
   private total = 0;
   private window = { bytesRead: 0, bytesWritten: 0, pageIns: 0, writeBacks: 0, peakHostBytes: 0 };
@@ -58,6 +61,7 @@ export class TieredStore {
     }
     this.dir = opts.dir;
     this.hostBytes = opts.hostBytes;
+    this.fsync = opts.fsync ?? true;
     prepareDir(opts.dir);
     // Files of an earlier run are stale: state comes from checkpoints.
     for (const f of readdirSync(opts.dir))
@@ -85,14 +89,16 @@ export class TieredStore {
       );
     }
     this.drop(key);
-    const e: Entry = { length, host: null, dirty: false, onDisk: false, pins: 0, lastUse: ++this.clock };
+    const e: Entry = { length, host: null, dirty: false, onDisk: false, pins: 0 };
     this.entries.set(key, e);
     this.total += length * 4;
     if (init) {
       this.makeRoom(length * 4, key);
-      e.host = Float32Array.from(init);
+      e.host = this.take(length) ?? new Float32Array(length);
+      e.host.set(init);
       e.dirty = true;
       this.hold(length * 4);
+      this.lru.set(key, e);
     }
   }
 
@@ -102,11 +108,12 @@ export class TieredStore {
    */
   acquire(key: string): Float32Array {
     const e = this.need(key);
-    e.lastUse = ++this.clock;
     if (!e.host) {
       const bytes = e.length * 4;
       this.makeRoom(bytes, key);
-      e.host = new Float32Array(e.length);
+      const reused = this.take(e.length);
+      e.host = reused ?? new Float32Array(e.length);
+      if (reused && !e.onDisk) reused.fill(0);
       if (e.onDisk) {
         readFloats(this.file(key), e.host);
         this.window.bytesRead += bytes;
@@ -115,6 +122,7 @@ export class TieredStore {
       this.hold(bytes);
     }
     e.pins++;
+    this.lru.delete(key);
     return e.host;
   }
 
@@ -124,6 +132,7 @@ export class TieredStore {
     if (e.pins === 0) throw new OffloadError("INVALID_ARGUMENT", `TieredStore.release(${key}): not acquired`);
     e.pins--;
     if (changed) e.dirty = true;
+    if (e.pins === 0) this.lru.set(key, e);
   }
 
   /** Writes every changed tensor to disk (host copies stay). */
@@ -137,6 +146,7 @@ export class TieredStore {
     if (!e) return;
     if (e.pins > 0) throw new OffloadError("INVALID_ARGUMENT", `TieredStore.drop(${key}): still acquired`);
     if (e.host) this.held -= e.length * 4;
+    this.lru.delete(key);
     if (e.onDisk) rmSync(this.file(key), { force: true });
     this.total -= e.length * 4;
     this.entries.delete(key);
@@ -172,26 +182,38 @@ export class TieredStore {
   }
 
   private writeBack(key: string, e: Entry): void {
-    writeFloatsAtomic(this.file(key), e.host as Float32Array);
+    writeFloatsAtomic(this.file(key), e.host as Float32Array, this.fsync);
     e.onDisk = true;
     e.dirty = false;
     this.window.bytesWritten += e.length * 4;
     this.window.writeBacks++;
   }
 
+  /** A buffer of `length` floats freed by the last eviction (reused to spare allocation), if any. */
+  private take(length: number): Float32Array | null {
+    const b = this.spare;
+    if (b && b.length === length) {
+      this.spare = null;
+      return b;
+    }
+    return null;
+  }
+
+  private spare: Float32Array | null = null;
+
   /** Evicts unpinned tensors, least recently used first, until `bytes` more fit. */
   private makeRoom(bytes: number, forKey: string): void {
-    if (this.held + bytes <= this.hostBytes) return;
-    const victims = [...this.entries]
-      .filter(([, e]) => e.host && e.pins === 0)
-      .sort((a, b) => a[1].lastUse - b[1].lastUse);
-    for (const [key, e] of victims) {
+    this.spare = null;
+    for (const [key, e] of this.lru) {
       if (this.held + bytes <= this.hostBytes) break;
       if (e.dirty) this.writeBack(key, e);
+      this.spare = e.host;
       e.host = null;
       this.held -= e.length * 4;
+      this.lru.delete(key);
     }
     if (this.held + bytes > this.hostBytes) {
+      this.spare = null;
       throw new OffloadError(
         "BUDGET_EXCEEDED",
         `the offload store needs ${gb(this.held + bytes)} of host memory to hold '${forKey}' next to the ` +

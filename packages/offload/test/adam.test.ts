@@ -139,7 +139,7 @@ describe.each(env.backends)("OffloadedAdamW on %s", (backend) => {
         read += s.bytesRead;
         written += s.bytesWritten;
         expect(s.hostBytes).toBeLessThanOrEqual(opt.plan.storeBudget);
-        expect(s.expertsUpdated).toBe(8); // dense: every expert of both expert parameters
+        expect(s.expertsUpdated).toBe(4); // dense: every expert (w1 and b1 of an expert share one entry)
       }
       expect(read).toBeGreaterThan(0);
       expect(written).toBeGreaterThan(0);
@@ -163,8 +163,8 @@ describe.each(env.backends)("OffloadedAdamW on %s", (backend) => {
         experts: EXPERTS,
       });
       train(opt, params, 1, 1);
-      // Step 1 is odd: experts 2 and 3 had no tokens, in both expert parameters.
-      expect(opt.lastStep()).toMatchObject({ expertsUpdated: 4, expertsSkipped: 4 });
+      // Step 1 is odd: experts 2 and 3 had no tokens (one entry per expert holds its w1 and b1).
+      expect(opt.lastStep()).toMatchObject({ expertsUpdated: 2, expertsSkipped: 2 });
       train(opt, params, 2, 3);
       const w1 = params.get("moe.experts.w1")!.dataSync();
       const per = 18;
