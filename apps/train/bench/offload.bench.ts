@@ -8,6 +8,7 @@
 // --reserve-gb is offload.reserveGB: host memory kept for activations and the
 // runtime (measured here at ~0.3 GB for this family: node, tfjs, the addon).
 //
+// POLYMOE_POOL_MB (default here 128) sizes the native buffer pool in both modes.
 // Candidates grow the experts per MoE layer (8, 16, 24, ...) until one fails.
 // Last line: one JSON object with max_params_no_offload, max_params_offload,
 // tokens_per_s_offload, peak_rss_gb and budget_gb.
@@ -56,7 +57,10 @@ function measure(experts: number, offload: boolean): Result {
     args["reserve-gb"] as string,
     ...(offload ? ["--offload"] : []),
   ];
-  const r = spawnSync(process.execPath, argv, { encoding: "utf8", maxBuffer: 1 << 24 });
+  // The native backend's pool of idle output buffers counts against the budget like
+  // everything else: the same 128 MB for both modes (its default is an eighth of RAM).
+  const env = { ...process.env, POLYMOE_POOL_MB: process.env.POLYMOE_POOL_MB ?? "128" };
+  const r = spawnSync(process.execPath, argv, { encoding: "utf8", maxBuffer: 1 << 24, env });
   const line = r.stdout.trim().split("\n").at(-1) ?? "";
   try {
     return JSON.parse(line) as Result;

@@ -323,7 +323,8 @@ export class OffloadedAdamW {
         `peak RSS ${gb(peak)} went over offload.hostMemoryGB ${this.opts.offload.hostMemoryGB} after update ${this.step} ` +
           `(parameters ${gb(this.plan.parameters)}, gradients ${gb(this.plan.gradients)}, store cache up to ` +
           `${gb(this.plan.storeBudget)}, activations and runtime the rest); raise offload.hostMemoryGB to ` +
-          `${gbSetting(peak * 1.1)} or more, or raise offload.reserveGB so the store caches less`,
+          `${gbSetting(peak * 1.1)} or more, raise offload.reserveGB so the store caches less, or cap the native ` +
+          "buffer pool (POLYMOE_POOL_MB), which counts against the budget",
       );
     }
   }

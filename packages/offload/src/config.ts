@@ -20,7 +20,10 @@ export const OffloadConfig = z.strictObject({
     .number()
     .min(0)
     .default(0.5)
-    .describe("part of hostMemoryGB kept for activations and the runtime (not used by the store's cache)"),
+    .describe(
+      "part of hostMemoryGB kept for activations and the runtime, the native backend's buffer pool " +
+        "(POLYMOE_POOL_MB) included; not used by the store's cache",
+    ),
   experts: z
     .enum(["dense", "routed"])
     .default("dense")
