@@ -154,7 +154,7 @@ describe("polymoe CLI", () => {
       ],
       [
         ["launch", "-n", "2", "--", "trian"],
-        "polymoe launch: unknown command 'trian' after -- (did you mean 'train'?). Valid commands: info, data, train, smoke, eval, extract, prune, score, launch, comm",
+        "polymoe launch: unknown command 'trian' after -- (did you mean 'train'?). Valid commands: info, data, train, smoke, eval, extract, prune, score, launch, comm, plan",
       ],
       [
         ["launch", "-n", "2", "--hostfile", "/nonexistent", "--", "comm"],
