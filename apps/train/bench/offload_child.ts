@@ -138,7 +138,7 @@ try {
   let read = 0;
   let written = 0;
   for (let i = 0; i < steps; i++) {
-    const r = trainer.trainStep();
+    const r = await trainer.trainStep();
     if (process.env.BENCH_OFFLOAD_DEBUG) console.error(JSON.stringify(r.timings));
     if (i > 0) {
       // The first step allocates the optimizer state; time the rest.
