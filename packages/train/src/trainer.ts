@@ -293,7 +293,6 @@ export class Trainer {
     this.model = opts.model;
     this.config = opts.config;
     this.parallel = opts.parallel ?? null;
-    this.rng = new Rng(this.rngSeed());
     if (this.parallel && opts.config.offload) {
       throw new TrainError(
         "INVALID_ARGUMENT",
@@ -301,6 +300,7 @@ export class Trainer {
           "remove train.offload or run in one process",
       );
     }
+    this.rng = new Rng(this.rngSeed());
     this.vars = new Map([...opts.model.variables()].filter(([, v]) => v.trainable));
     const oc = opts.config.optimizer;
     this.optimizer = opts.config.offload

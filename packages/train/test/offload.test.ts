@@ -98,4 +98,28 @@ describe("offload config through the trainer", () => {
       TrainConfig.parse({ maxSteps: 1, offload: { dir: "x", hostMemoryGB: 1, reserve: 1 } }),
     ).toThrow();
   });
+
+  it("is refused in a parallel run (the ZeRO optimizer keeps its own state), naming the fix", () => {
+    const model = new Transformer(tinyTaskMoe, { seed: 3, namespace: uniq("par") });
+    const config = TrainConfig.parse({
+      ...base,
+      offload: { dir: tmp("polymoe-offload-par-"), hostMemoryGB: 4 },
+    });
+    expect(
+      () =>
+        new Trainer({
+          model,
+          config,
+          data: new SyntheticSource(),
+          runDir: tmp("polymoe-offload-par-run-"),
+          runConfig: {},
+          progress: quiet,
+          handleSignals: false,
+          parallel: {} as never,
+        }),
+    ).toThrow(
+      /train.offload is not supported in parallel runs yet .* remove train.offload or run in one process/,
+    );
+    model.dispose();
+  });
 });
