@@ -50,11 +50,13 @@ export {
   type DevEvaluator,
   type DevResult,
   evaluateLoss,
+  type LossInput,
   type StepResult,
   type StepTimings,
   type TrainBatch,
   Trainer,
   type TrainerOptions,
+  type TrainLoss,
   type TrainSummary,
   toModelBatch,
 } from "./trainer.js";
