@@ -406,6 +406,7 @@ export async function generateSequenceKdCorpus(opts: SequenceKdOptions): Promise
   // Assemble: directed token files, readable text, the base corpus's files, then the manifest.
   const directedTokens: NonNullable<CorpusManifest["directedTokens"]> = {};
   const directions: Record<string, DirectionReport> = {};
+  mkdirSync(path.join(out, "seqkd"), { recursive: true });
   const hash = createHash("sha256").update(`${base.manifest.fingerprint}\n${job.teacher.digest}\n`);
   hash.update(JSON.stringify({ ...job, base: job.base.fingerprint, teacher: job.teacher.digest }));
   for (const lang of base.languages.slice(1)) {
