@@ -8,6 +8,7 @@ export {
   readConfigFile,
   resolveRunConfig,
   SHIPPED_CONFIGS,
+  studentModelConfigFor,
 } from "./config.js";
 export { type DevPair, devBleu, loadDevPairs } from "./dev.js";
 export { deepMerge, parseOverrides } from "./overrides.js";
