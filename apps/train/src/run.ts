@@ -305,8 +305,8 @@ export async function runTraining(config: RunConfig, opts: RunOptions = {}): Pro
             vocabSize: data.tokenizer.vocabSize,
             topK: distill.cache.topK,
             temperature: distill.temperature,
-            rank: 0,
-            worldSize: 1,
+            rank: iterator.rank,
+            worldSize: iterator.worldSize,
           },
           { recordsPerShard: distill.cache.recordsPerShard },
         )

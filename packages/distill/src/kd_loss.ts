@@ -20,36 +20,55 @@
 //   "renormalize" p restricted to the K tokens and rescaled to sum to 1 (a sparser target).
 // Both reduce to the exact loss when K = V. With spread, for row r (u = r / (V - K)):
 //   KL_r = sum_K p (log p - log q_K) + r log u - u (sum_V log q - sum_K log q_K).
+//
+// The gradient is written out (tf.customGrad) rather than left to autodiff: per row r and
+// vocabulary entry v, with s = softmax(z), q = softmax(z / T), P_r = sum_v p_r[v] and
+// w_r = 1/R on real rows (0 on padding),
+//   d KL  / d z[r, v] = w_r (q[r, v] P_r - p_r[v]) / T
+//   d CE  / d z[r, v] = w_r (s[r, v] - (1 - eps) [v = y_r] - eps / V)
+//   d NLL / d z[r, v] = w_r (s[r, v] - [v = y_r])
+// which costs a few fused passes over [N, V] where tfjs's chain of reductions and
+// broadcasts (each materialising [N, V] ones in JavaScript on CPU backends) cost several
+// times more. Tests check it against plain-loop references and finite differences.
 import { logSoftmax } from "@polymoe/kernels";
 import {
   add,
+  customGrad,
   div,
+  exp,
+  type GradSaveFunc,
   gather,
-  mean,
   mul,
   neg,
   reshape,
   type Scalar,
   scalar,
+  scatterND,
+  slice,
+  stack,
   sub,
   sum,
+  type Tensor,
   type Tensor1D,
   type Tensor2D,
   tensor1d,
   tensor2d,
-  tidy,
 } from "@tensorflow/tfjs-core";
 
 import { DistillError } from "./errors.js";
 
-/** The teacher's temperature-softened distribution over every vocabulary entry of each real target row. */
+/** The teacher's temperature-softened distribution over the whole vocabulary, per target row. */
 export interface FullTeacherTargets {
   kind: "full";
   temperature: number;
-  /** <float32>[R, V] softmax(z_teacher / T) on the real target rows, in row order. */
+  /** R: real target rows. */
+  rows: number;
+  /** <float32>[N, V] softmax(z_teacher / T) on real target rows, zero rows on padding. */
   probs: Tensor2D;
-  /** <float32>[R] sum_v p log p per row (the negated teacher entropy: the KL's constant part). */
-  negEntropy: Tensor1D;
+  /** <float32>[N] sum_v probs per row (1 up to rounding on real rows, 0 on padding). */
+  mass: Float32Array;
+  /** Sum over real rows of sum_v p log p (the negated teacher entropies: the KL's constant part). */
+  negEntropy: number;
 }
 
 /** The teacher's K most probable tokens per real target row (what the logit cache stores). */
@@ -128,57 +147,55 @@ export function realRows(mask: ArrayLike<number>): Int32Array {
 }
 
 /**
- * Per-row coefficients of a top-K teacher's KL: KL_r = constant_r - sum_K coef_rk log q[r, i_rk]
- * - tail_r sum_V log q[r, v]. Float64 arithmetic in, float32 out.
+ * A top-K teacher as the KL needs it, per real row r: p^_r = u_r everywhere plus coef_rk at
+ * the K kept ids; constant_r = sum_v p^ log p^; mass_r = sum_v p^. Float64 arithmetic.
  */
-function topKCoefficients(
-  t: TopKTeacherTargets,
-  V: number,
-  tail: TopKTail,
-): { constant: Float32Array; coef: Float32Array; tail: Float32Array; anyTail: boolean } {
+function topKCoefficients(t: TopKTeacherTargets, V: number, tail: TopKTail) {
   const { rows: R, k: K } = t;
-  const constant = new Float32Array(R);
+  const constant = new Float64Array(R);
   const coef = new Float32Array(R * K);
-  const tailW = new Float32Array(R);
-  let anyTail = false;
+  const u = new Float64Array(R);
+  const mass = new Float64Array(R);
   for (let r = 0; r < R; r++) {
-    let mass = 0;
-    for (let j = 0; j < K; j++) mass += Math.exp(t.logProbs[r * K + j] as number);
+    let kept = 0;
+    for (let j = 0; j < K; j++) kept += Math.exp(t.logProbs[r * K + j] as number);
     let c = 0;
     if (tail === "renormalize") {
-      const logMass = Math.log(mass);
+      const logKept = Math.log(kept);
+      let m = 0;
       for (let j = 0; j < K; j++) {
-        const lp = (t.logProbs[r * K + j] as number) - logMass;
+        const lp = (t.logProbs[r * K + j] as number) - logKept;
         const p = Math.exp(lp);
         coef[r * K + j] = p;
         c += p * lp;
+        m += p;
       }
+      mass[r] = m;
     } else {
-      const rest = K < V ? Math.max(0, 1 - mass) : 0;
-      const u = rest > 0 ? rest / (V - K) : 0;
+      const rest = K < V ? Math.max(0, 1 - kept) : 0;
+      const ur = rest > 0 ? rest / (V - K) : 0;
       for (let j = 0; j < K; j++) {
         const lp = t.logProbs[r * K + j] as number;
         const p = Math.exp(lp);
-        coef[r * K + j] = p - u;
+        coef[r * K + j] = p - ur;
         c += p * lp;
       }
-      if (u > 0) {
-        c += rest * Math.log(u);
-        tailW[r] = u;
-        anyTail = true;
-      }
+      if (ur > 0) c += rest * Math.log(ur);
+      u[r] = ur;
+      mass[r] = kept + rest;
     }
     constant[r] = c;
   }
-  return { constant, coef, tail: tailW, anyTail };
+  return { constant, coef, u, mass };
 }
 
 /**
  * The word-level distillation loss of one batch (see the file comment).
  *
- * logits: <float32>[N, V] student logits; teacher: its distribution on the R real rows;
- * targets: <int32>[N] reference tokens; mask: [N] 1 = real target token.
- * Returns tensors the caller owns (use inside tf.tidy or a gradient scope).
+ * logits: <float32>[N, V] student logits; teacher: its distribution on the batch's target
+ * rows; targets: <int32>[N] reference tokens; mask: [N] 1 = real target token.
+ * Returns tensors the caller owns (use inside tf.tidy or a gradient scope); all four
+ * scalars are differentiable.
  */
 export function distillationLoss(
   logits: Tensor2D,
@@ -197,17 +214,18 @@ export function distillationLoss(
   }
   const rows = realRows(mask);
   const R = rows.length;
-  const teacherRows = teacher.kind === "full" ? (teacher.probs.shape[0] as number) : teacher.rows;
-  if (teacherRows !== R) {
+  if (teacher.kind === "full" && (teacher.probs.shape[0] !== N || teacher.probs.shape[1] !== V)) {
     throw new DistillError(
-      "INVALID_ARGUMENT",
-      `distillationLoss: the teacher targets cover ${teacherRows} rows, the batch has ${R} real target tokens; they belong to another batch`,
+      teacher.probs.shape[1] !== V ? "VOCAB_MISMATCH" : "INVALID_ARGUMENT",
+      teacher.probs.shape[1] !== V
+        ? `distillationLoss: teacher vocabulary ${teacher.probs.shape[1]}, student vocabulary ${V}`
+        : `distillationLoss: the teacher targets cover ${teacher.probs.shape[0]} rows, the batch has ${N}; they belong to another batch`,
     );
   }
-  if (teacher.kind === "full" && teacher.probs.shape[1] !== V) {
+  if (teacher.rows !== R) {
     throw new DistillError(
-      "VOCAB_MISMATCH",
-      `distillationLoss: teacher vocabulary ${teacher.probs.shape[1]}, student vocabulary ${V}`,
+      "INVALID_ARGUMENT",
+      `distillationLoss: the teacher targets cover ${teacher.rows} real target tokens, the batch has ${R}; they belong to another batch`,
     );
   }
   if (teacher.kind === "topk") {
@@ -233,9 +251,10 @@ export function distillationLoss(
       `distillationLoss: the teacher targets were softened at temperature ${teacher.temperature}, the loss uses ${opts.temperature}`,
     );
   }
-  const targetFlat = new Int32Array(R);
-  for (let r = 0; r < R; r++) {
-    const row = rows[r] as number;
+  // Per padded row: its flat index of the target, and 1 / R on real rows (0 on padding).
+  const targetFlat = new Int32Array(N);
+  const weight = new Float32Array(N);
+  for (const row of rows) {
     const y = targets[row] as number;
     if (!(y >= 0 && y < V)) {
       throw new DistillError(
@@ -243,41 +262,111 @@ export function distillationLoss(
         `target ${y} at row ${row} is outside the vocabulary [0, ${V})`,
       );
     }
-    targetFlat[r] = r * V + y;
+    targetFlat[row] = row * V + y;
+    weight[row] = 1 / R;
   }
   const { alpha, temperature: T, labelSmoothing: eps } = opts;
   const tail = opts.tail ?? "spread";
-  const coefs = teacher.kind === "topk" ? topKCoefficients(teacher, V, tail) : undefined;
-
-  return tidy(() => {
-    if (R === 0) {
-      const zero = mul(sum(logits), 0) as Scalar;
-      return { loss: zero, kl: scalar(0), ce: scalar(0), nll: scalar(0), tokens: 0 };
+  if (R === 0) {
+    const zero = mul(sum(logits), 0) as Scalar;
+    return { loss: zero, kl: mul(zero, 1), ce: mul(zero, 1), nll: mul(zero, 1), tokens: 0 };
+  }
+  const useKl = alpha > 0;
+  const top = teacher.kind === "topk" && useKl ? topKCoefficients(teacher, V, tail) : undefined;
+  // Per padded row n: the KL's dense part u_n and teacher mass P_n; sparse KL entries (flat ids).
+  const uN = new Float32Array(N);
+  const massN = new Float32Array(N);
+  let klConstant = 0;
+  let sparseKl: { flat: Int32Array; coef: Float32Array } | undefined;
+  if (teacher.kind === "full") {
+    if (useKl) massN.set(teacher.mass);
+    klConstant = teacher.negEntropy;
+  } else if (top) {
+    const K = teacher.k;
+    const flat = new Int32Array(R * K);
+    for (let r = 0; r < R; r++) {
+      const row = rows[r] as number;
+      uN[row] = top.u[r] as number;
+      massN[row] = top.mass[r] as number;
+      klConstant += top.constant[r] as number;
+      for (let j = 0; j < K; j++) flat[r * K + j] = row * V + (teacher.indices[r * K + j] as number);
     }
-    const zRV = R === N ? logits : (gather(logits, tensor1d(rows, "int32")) as Tensor2D);
-    const logpRV = logSoftmax(zRV);
-    const nllR = neg(gather(reshape(logpRV, [R * V]), tensor1d(targetFlat, "int32"))) as Tensor1D;
-    const nll = mean(nllR) as Scalar;
-    const ce = (eps === 0 ? nll : add(mul(nll, 1 - eps), mul(neg(mean(logpRV)), eps))) as Scalar;
-    if (alpha === 0) return { loss: ce, kl: scalar(0), ce, nll, tokens: R };
+    sparseKl = { flat, coef: top.coef };
+  }
+  const anyTail = uN.some((x) => x > 0);
+  const probs = teacher.kind === "full" ? teacher.probs : undefined;
 
-    const logqRV = T === 1 ? logpRV : logSoftmax(div(zRV, T) as Tensor2D);
-    let klR: Tensor1D;
-    if (teacher.kind === "full") {
-      klR = sub(teacher.negEntropy, sum(mul(teacher.probs, logqRV), 1)) as Tensor1D;
-    } else {
-      const c = coefs as NonNullable<typeof coefs>;
-      const K = teacher.k;
-      const flat = new Int32Array(R * K);
-      for (let r = 0; r < R; r++)
-        for (let j = 0; j < K; j++) flat[r * K + j] = r * V + (teacher.indices[r * K + j] as number);
-      const logqRK = reshape(gather(reshape(logqRV, [R * V]), tensor1d(flat, "int32")), [R, K]);
-      klR = sub(tensor1d(c.constant), sum(mul(tensor2d(c.coef, [R, K]), logqRK), 1)) as Tensor1D;
-      if (c.anyTail) klR = sub(klR, mul(tensor1d(c.tail), sum(logqRV, 1))) as Tensor1D;
+  // value = [loss, kl, ce, nll]; the gradient of each is written out (see the file comment).
+  const core = customGrad((...args: (Tensor | GradSaveFunc)[]) => {
+    const zNV = args[0] as Tensor2D;
+    const save = args[1] as GradSaveFunc;
+    const logp = logSoftmax(zNV);
+    const logq = T === 1 ? logp : logSoftmax(div(zNV, T) as Tensor2D);
+    save([logp, logq]);
+    const w = tensor1d(weight);
+    const nllN = neg(gather(reshape(logp, [N * V]), tensor1d(targetFlat, "int32")));
+    const nll = sum(mul(nllN, w));
+    const ce = eps === 0 ? nll : add(mul(nll, 1 - eps), mul(sum(mul(sum(logp, 1), w)), -eps / V));
+    let kl: Tensor = scalar(0);
+    if (useKl) {
+      let cross: Tensor; // sum over real rows of sum_v p^ log q
+      if (probs) cross = sum(mul(probs, logq));
+      else {
+        const s = sparseKl as NonNullable<typeof sparseKl>;
+        cross = sum(mul(tensor1d(s.coef), gather(reshape(logq, [N * V]), tensor1d(s.flat, "int32"))));
+        if (anyTail) cross = add(cross, sum(mul(tensor1d(uN), sum(logq, 1))));
+      }
+      kl = div(sub(klConstant, cross), R);
     }
-    const kl = mean(klR) as Scalar;
-    const kd = mul(kl, T * T) as Scalar;
-    const loss = (alpha === 1 ? kd : add(mul(kd, alpha), mul(ce, 1 - alpha))) as Scalar;
-    return { loss, kl, ce, nll, tokens: R };
+    const loss =
+      alpha === 0 ? ce : alpha === 1 ? mul(kl, T * T) : add(mul(kl, alpha * T * T), mul(ce, 1 - alpha));
+    return {
+      value: stack([loss, kl, ce, nll]) as Tensor1D,
+      gradFunc: (dy: Tensor, saved: Tensor[]) => {
+        const [d0, d1, d2, d3] = Array.from(dy.dataSync());
+        const cKl = useKl ? (d0 as number) * alpha * T * T + (d1 as number) : 0;
+        const cCe = (d0 as number) * (alpha === 0 ? 1 : 1 - alpha) + (d2 as number);
+        const cNll = d3 as number;
+        const [lp, lq] = saved as [Tensor2D, Tensor2D];
+        // Row coefficients: g = s * a + q * b + c (+ sparse entries) - probs * f.
+        const a = new Float32Array(N);
+        const b = new Float32Array(N);
+        const c = new Float32Array(N);
+        const f = new Float32Array(N);
+        for (const n of rows) {
+          const wn = weight[n] as number;
+          a[n] = wn * (cCe + cNll);
+          b[n] = (wn * cKl * (massN[n] as number)) / T;
+          c[n] = -wn * ((cCe * eps) / V + (cKl * (uN[n] as number)) / T);
+          f[n] = (wn * cKl) / T;
+        }
+        const col = (x: Float32Array) => tensor2d(x, [N, 1]);
+        let g: Tensor =
+          T === 1
+            ? mul(exp(lp), col(a.map((x, i) => x + (b[i] as number))))
+            : add(mul(exp(lp), col(a)), mul(exp(lq), col(b)));
+        g = add(g, col(c));
+        if (probs && cKl !== 0) g = sub(g, mul(probs, col(f)));
+        // Sparse entries: -(w (cCe (1 - eps) + cNll)) at the targets, -(w cKl / T) coef at the kept ids.
+        const K = sparseKl && cKl !== 0 ? sparseKl.coef.length / R : 0;
+        const ids = new Int32Array(R + R * K);
+        const vals = new Float32Array(R + R * K);
+        rows.forEach((n, r) => {
+          const wn = weight[n] as number;
+          ids[r] = targetFlat[n] as number;
+          vals[r] = -wn * (cCe * (1 - eps) + cNll);
+          for (let j = 0; j < K; j++) {
+            ids[R + r * K + j] = (sparseKl as NonNullable<typeof sparseKl>).flat[r * K + j] as number;
+            vals[R + r * K + j] =
+              (-wn * cKl * ((sparseKl as NonNullable<typeof sparseKl>).coef[r * K + j] as number)) / T;
+          }
+        });
+        const sparse = scatterND(tensor2d(ids, [ids.length, 1], "int32"), tensor1d(vals), [N * V]);
+        return [add(g, reshape(sparse, [N, V]))];
+      },
+    };
   });
+  const v = core(logits) as Tensor1D;
+  const pick = (i: number) => reshape(slice(v, [i], [1]), []) as Scalar;
+  return { loss: pick(0), kl: pick(1), ce: pick(2), nll: pick(3), tokens: R };
 }

@@ -9,14 +9,12 @@ import {
   div,
   exp,
   gather,
-  keep,
   mul,
   sum,
-  type Tensor1D,
   type Tensor2D,
   tensor1d,
+  tensor2d,
   tidy,
-  topk,
 } from "@tensorflow/tfjs-core";
 
 import { DistillError } from "./errors.js";
@@ -34,27 +32,36 @@ function softenedLogProbs(logits: Tensor2D, mask: ArrayLike<number>, temperature
 }
 
 /**
- * Full targets from teacher logits <float32>[N, V]: probabilities softmax(z / T) of the
- * rows with mask = 1 and their negated entropies. The returned tensors are kept (outside any
- * tidy); release them with disposeTargets.
+ * Full targets from teacher logits <float32>[N, V]: probabilities softmax(z / T) on the rows
+ * with mask = 1 (zero rows on padding) and the sum of their negated entropies. The returned
+ * tensor is kept (outside any tidy); release it with disposeTargets.
  */
 export function fullTargets(
   logits: Tensor2D,
   mask: ArrayLike<number>,
   temperature: number,
 ): FullTeacherTargets {
-  if (logits.shape[0] !== mask.length) {
+  const [N] = logits.shape;
+  if (N !== mask.length) {
     throw new DistillError(
       "INVALID_ARGUMENT",
-      `teacher logits have ${logits.shape[0]} rows, the target mask ${mask.length} entries`,
+      `teacher logits have ${N} rows, the target mask ${mask.length} entries`,
     );
   }
-  return tidy(() => {
-    const lp = softenedLogProbs(logits, mask, temperature);
-    const probs = exp(lp) as Tensor2D;
-    const negEntropy = sum(mul(probs, lp), 1) as Tensor1D;
-    return { kind: "full" as const, temperature, probs: keep(probs), negEntropy: keep(negEntropy) };
+  const rows = realRows(mask).length;
+  const { probs, rowMass, negEntropy } = tidy(() => {
+    const lp = logSoftmax(temperature === 1 ? logits : (div(logits, temperature) as Tensor2D));
+    const m = tensor2d(
+      Float32Array.from(mask, (x) => (x ? 1 : 0)),
+      [N, 1],
+    );
+    const p = mul(exp(lp), m) as Tensor2D;
+    return { probs: p, rowMass: sum(p, 1), negEntropy: sum(mul(p, lp)) };
   });
+  const h = negEntropy.dataSync()[0] as number;
+  const mass = Float32Array.from(rowMass.dataSync() as Float32Array);
+  dispose([negEntropy, rowMass]);
+  return { kind: "full", temperature, rows, probs, mass, negEntropy: h };
 }
 
 /**
@@ -81,26 +88,45 @@ export function topKTargets(
       `teacher logits have ${logits.shape[0]} rows, the target mask ${mask.length} entries`,
     );
   }
-  const { values, indices } = tidy(() => {
-    const lp = softenedLogProbs(logits, mask, temperature);
-    const t = topk(lp, k, true);
-    return { values: t.values, indices: t.indices };
-  });
+  const lp = softenedLogProbs(logits, mask, temperature);
+  const R = lp.shape[0];
+  const values = lp.dataSync() as Float32Array;
   const out: TopKTeacherTargets = {
     kind: "topk",
     temperature,
-    rows: values.shape[0] as number,
+    rows: R,
     k,
-    indices: Int32Array.from(indices.dataSync() as Int32Array),
-    logProbs: Float32Array.from(values.dataSync() as Float32Array),
+    indices: new Int32Array(R * k),
+    logProbs: new Float32Array(R * k),
   };
-  dispose([values, indices]);
+  // Per row, an insertion-sorted list of the k largest (a scan; ties keep the lower id first).
+  const topV = new Float64Array(k);
+  const topI = new Int32Array(k);
+  for (let r = 0; r < R; r++) {
+    const base = r * V;
+    let n = 0;
+    for (let v = 0; v < V; v++) {
+      const x = values[base + v] as number;
+      if (n === k && !(x > (topV[k - 1] as number))) continue;
+      let j = n < k ? n++ : k - 1;
+      while (j > 0 && x > (topV[j - 1] as number)) {
+        topV[j] = topV[j - 1] as number;
+        topI[j] = topI[j - 1] as number;
+        j--;
+      }
+      topV[j] = x;
+      topI[j] = v;
+    }
+    out.indices.set(topI, r * k);
+    for (let j = 0; j < k; j++) out.logProbs[r * k + j] = topV[j] as number;
+  }
+  lp.dispose();
   return out;
 }
 
 /** Releases the tensors of full targets (top-K targets hold none). */
 export function disposeTargets(t: TeacherTargets | undefined): void {
-  if (t?.kind === "full") dispose([t.probs, t.negEntropy]);
+  if (t?.kind === "full") t.probs.dispose();
 }
 
 /**
