@@ -23,6 +23,14 @@ interface MetricLine {
   step: number;
   loss?: number;
   nll?: number;
+  tokens?: number;
+}
+
+/** Target tokens trained on, from the train lines (a step logged twice — redone after a resume — counts once). */
+function trainedTokens(lines: readonly MetricLine[]): number {
+  const byStep = new Map<number, number>();
+  for (const l of lines) if (l.kind === "train" && typeof l.tokens === "number") byStep.set(l.step, l.tokens);
+  return [...byStep.values()].reduce((a, b) => a + b, 0);
 }
 
 function metrics(runDir: string): MetricLine[] {
@@ -169,18 +177,23 @@ export function writeStudyReport(
   const trained = (["dense", "tokenmoe", "taskmoe", "student"] as const).flatMap((n) =>
     outputs[n] ? [{ name: n, t: outputs[n] as TrainOutput }] : [],
   );
+  const lastDev = (runDir: string) =>
+    metrics(runDir)
+      .filter((l) => l.kind === "dev")
+      .at(-1);
   lines.push(
     "",
     "## Training",
     "",
-    "| run | steps | target tokens | minutes | last dev loss | last dev BLEU |",
-    "| --- | ---: | ---: | ---: | ---: | ---: |",
+    "| run | steps | target tokens | minutes (last invocation) | last dev loss (label-smoothed) | last dev NLL | last dev BLEU |",
+    "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ...trained.map(
       ({ name, t }) =>
-        `| ${name} | ${t.steps} | ${t.tokens.toLocaleString("en-US")} | ${(t.seconds / 60).toFixed(1)} | ${f2(t.devLoss)} | ${f2(t.devBleu)} |`,
+        `| ${name} | ${t.steps} | ${trainedTokens(metrics(t.runDir)).toLocaleString("en-US")} | ${(t.seconds / 60).toFixed(1)} | ${f2(t.devLoss)} | ${f2(lastDev(t.runDir)?.nll)} | ${f2(t.devBleu)} |`,
     ),
     "",
-    "The student's training loss is the distillation loss (KL + label CE), not comparable with the others'; dev NLL is.",
+    "Dev loss and NLL are teacher-forced on the dev split, the same sentences for every run (the student's too: label cross-entropy, no teacher).",
+    "The student's training loss is the distillation loss (KL + label CE), not comparable with the others'.",
   );
   const curves = trained.map(({ name, t }) => ({ name, m: metrics(t.runDir) }));
   const pts = (ls: MetricLine[], k: "loss" | "nll") =>

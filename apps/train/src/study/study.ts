@@ -422,7 +422,7 @@ export function studyStages(study: StudyConfig, source?: string): Stage<undefine
   }
   stages.push({
     name: "report",
-    config: { version: 1, runs: Object.fromEntries(Object.entries(runs).map(([k, r]) => [k, r.run.dir])) },
+    config: { version: 3, runs: Object.fromEntries(Object.entries(runs).map(([k, r]) => [k, r.run.dir])) },
     async run(dir, ctx) {
       return writeStudyReport(dir, study, ctx.outputs);
     },
