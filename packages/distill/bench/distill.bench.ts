@@ -208,7 +208,7 @@ for (let i = 0; i < n; i++) {
   // Rotate who goes first so that no trainer always follows the same one.
   for (let j = 0; j < order.length; j++) {
     const [name, t] = order[(i + j) % order.length] as (typeof order)[number];
-    const r = t.trainStep();
+    const r = await t.trainStep();
     if (i >= warmup) times[name].push(r.timings.total);
     line.push(
       `${name} ${r.timings.total.toFixed(0)} ms (data+teacher ${r.timings.data.toFixed(0)}, loss ${r.loss.toFixed(3)})`,

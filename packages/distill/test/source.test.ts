@@ -101,8 +101,8 @@ describe.each(env.backends)("distillation source and trainer on %s", (backend) =
         handleSignals: false,
       });
       for (let i = 0; i < 3; i++) {
-        const x = kd.trainStep();
-        const y = plain.trainStep();
+        const x = await kd.trainStep();
+        const y = await plain.trainStep();
         expect(x.loss).toBeCloseTo(y.loss, 5);
         expect(x.nll).toBeCloseTo(y.nll, 5);
       }
@@ -114,7 +114,7 @@ describe.each(env.backends)("distillation source and trainer on %s", (backend) =
   });
 
   it("a fully cached run never loads the teacher; top-V cached targets train like the full ones", () =>
-    run(() => {
+    run(async () => {
       const baseline = tf.memory().numTensors;
       const T = 2;
       const dir = tempDir();
@@ -143,11 +143,12 @@ describe.each(env.backends)("distillation source and trainer on %s", (backend) =
       const b = student(4);
       const ta = kdTrainer(a, cached, tempDir(), 0.8, T);
       const tb = kdTrainer(b, full, tempDir(), 0.8, T);
-      for (let i = 0; i < 3; i++) expect(ta.trainStep().loss).toBeCloseTo(tb.trainStep().loss, 4);
+      for (let i = 0; i < 3; i++)
+        expect((await ta.trainStep()).loss).toBeCloseTo((await tb.trainStep()).loss, 4);
       expect(loads).toBe(0);
       expect(cached.stats).toMatchObject({ cacheHits: 3, teacherBatches: 0 });
       // Batch 3 is not cached: the teacher is loaded then.
-      ta.trainStep();
+      await ta.trainStep();
       expect(loads).toBe(1);
       expect(cached.teacherLoaded).toBe(true);
       for (const s of [cached, full]) s.dispose();
@@ -190,8 +191,8 @@ describe.each(env.backends)("distillation source and trainer on %s", (backend) =
       );
       const ta = kdTrainer(a, sa, runDir, 0.5, T);
       for (let i = 0; i < 6; i++) {
-        ta.trainStep();
-        if (ta.step === 4) ta.save();
+        await ta.trainStep();
+        if (ta.step === 4) await ta.save();
       }
       sa.dispose();
       const weightsA = new Map([...a.variables()].map(([k, v]) => [k, Float32Array.from(v.dataSync())]));
@@ -213,8 +214,8 @@ describe.each(env.backends)("distillation source and trainer on %s", (backend) =
       );
       const tb = kdTrainer(b, sb, runDir, 0.5, T);
       expect(tb.resume()).toMatch(/checkpoint_0_4$/);
-      tb.trainStep();
-      tb.trainStep();
+      await tb.trainStep();
+      await tb.trainStep();
       expect([...seen.keys()]).toEqual([4, 5]);
       for (const key of [4, 5]) {
         const x = fromA.get(key) as TopKTeacherTargets;

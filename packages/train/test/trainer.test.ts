@@ -139,9 +139,10 @@ describe.each(env.backends)("Trainer on %s", (backend) => {
     }));
 
   it("a custom loss replaces the label-smoothed cross-entropy; router losses are still added", () =>
-    run(() => {
+    run(async () => {
       const cfg: TrainConfigInput = { maxSteps: 3, evalEvery: 0, optimizer: fastOpt, seed: 5 };
-      const results = [1, 2].map((scale) => {
+      const results: { r: Awaited<ReturnType<Trainer["trainStep"]>>[]; seen: number[] }[] = [];
+      for (const scale of [1, 2]) {
         const model = new Transformer(tinyTaskMoe, { seed: 8, namespace: uniq(`customLoss${scale}`) });
         const seen: number[] = [];
         const t = trainer(model, cfg, runDir(), new SyntheticSource(), {
@@ -156,14 +157,14 @@ describe.each(env.backends)("Trainer on %s", (backend) => {
             return { ...l, loss: tf.mul(l.loss, scale) as tf.Scalar };
           },
         });
-        const r = [t.trainStep(), t.trainStep()];
+        const r = [await t.trainStep(), await t.trainStep()];
         t.dispose();
         model.dispose();
-        return { r, seen };
-      });
+        results.push({ r, seen });
+      }
       const plainModel = new Transformer(tinyTaskMoe, { seed: 8, namespace: uniq("customLossPlain") });
       const plain = trainer(plainModel, cfg, runDir());
-      const p = plain.trainStep();
+      const p = await plain.trainStep();
       plain.dispose();
       plainModel.dispose();
       const [one, two] = results as [(typeof results)[number], (typeof results)[number]];
