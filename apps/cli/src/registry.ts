@@ -32,6 +32,12 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: async () => (await import("./commands/train.js")).command,
   },
   {
+    name: "study",
+    summary:
+      "the TaskMoE comparison study: dense, TokenMoE, TaskMoE, a distilled student, extraction, pruning, one results table; resumable",
+    load: async () => (await import("./commands/study.js")).command,
+  },
+  {
     name: "smoke",
     summary: "train a small Transformer layer for a few steps on the selected backend and report what ran",
     load: async () => (await import("./commands/smoke.js")).command,

@@ -27,7 +27,7 @@ describe("polymoe CLI", () => {
     const bad = cli(["trian"]);
     expect(bad.status).toBe(2);
     expect(bad.stderr).toMatch(
-      /unknown command 'trian' \(did you mean 'train'\?\). Valid commands: info, data, train, smoke, eval, extract, prune, score, launch, comm/,
+      /unknown command 'trian' \(did you mean 'train'\?\). Valid commands: info, data, train, study, smoke, eval, extract, prune, score, launch, comm/,
     );
   });
 
@@ -138,6 +138,20 @@ describe("polymoe CLI", () => {
     }
   });
 
+  it("study: help, a missing or bad config give one clear line", () => {
+    const help = cli(["study", "--help"]);
+    expect(help.status).toBe(0);
+    expect(help.stdout).toMatch(/usage: polymoe study --config FILE/);
+    const none = cli(["study"]);
+    expect(none.status).toBe(2);
+    expect(none.stderr.trim()).toBe(
+      "polymoe study: --config FILE is required (e.g. apps/train/configs/study-small.json)",
+    );
+    const missing = cli(["study", "--config", "/nonexistent.json"]);
+    expect(missing.status).toBe(2);
+    expect(missing.stderr).toMatch(/study config \/nonexistent.json does not exist/);
+  });
+
   it("bad flags give one clear line", () => {
     const r = cli(["smoke", "--steps", "x"]);
     expect(r.status).toBe(2);
@@ -154,7 +168,7 @@ describe("polymoe CLI", () => {
       ],
       [
         ["launch", "-n", "2", "--", "trian"],
-        "polymoe launch: unknown command 'trian' after -- (did you mean 'train'?). Valid commands: info, data, train, smoke, eval, extract, prune, score, launch, comm, plan",
+        "polymoe launch: unknown command 'trian' after -- (did you mean 'train'?). Valid commands: info, data, train, study, smoke, eval, extract, prune, score, launch, comm, plan",
       ],
       [
         ["launch", "-n", "2", "--hostfile", "/nonexistent", "--", "comm"],

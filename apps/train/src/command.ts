@@ -11,6 +11,13 @@ from one JSON config: data (a prepared corpus, built first if missing), model,
 train (optimizer, schedule, losses, checkpoints) and run (directory, backend).
 Resumes from <run.dir>/checkpoints/checkpoint_last when it exists.
 
+With a distill section the model is a dense student of a teacher checkpoint:
+  "distill": { "mode": "word", "teacher": "runs/quick-tokenmoe", "alpha": 0.5,
+               "temperature": 1, "cache": { "dir": "...", "topK": 8 } }
+  "distill": { "mode": "sequence", "teacher": "...", "beamSize": 4 }
+(word: KL to the teacher's softened distribution mixed with the label loss;
+sequence: train on the teacher's beam outputs; see quick-distill*.json).
+
   --config NAME|FILE     a shipped config (${SHIPPED_CONFIGS.join(", ")}) or a JSON file
   --a.b.c VALUE          override any config field (JSON values: --train.maxSteps 200)
   --fresh                ignore existing checkpoints in the run directory

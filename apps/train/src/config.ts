@@ -3,6 +3,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 
 import { LoaderConfigSchema, PRESET_NAMES, type TaskSpace } from "@polymoe/data";
+import { DistillConfig, DistillError, studentConfig } from "@polymoe/distill";
 import { BACKEND_CHOICES } from "@polymoe/kernels";
 import { ModelConfig } from "@polymoe/model";
 import { parallelConfigSchema } from "@polymoe/parallel";
@@ -14,7 +15,15 @@ import { deepMerge } from "./overrides.js";
 
 /** The shipped configs, by name (apps/train/configs/<name>.json). */
 export const CONFIG_DIR = fileURLToPath(new URL("../configs/", import.meta.url));
-export const SHIPPED_CONFIGS = ["quick", "dense-base", "tokenmoe-base", "taskmoe-base"] as const;
+export const SHIPPED_CONFIGS = [
+  "quick",
+  "quick-tokenmoe",
+  "quick-distill",
+  "quick-distill-seq",
+  "dense-base",
+  "tokenmoe-base",
+  "taskmoe-base",
+] as const;
 
 export const RunConfig = z.strictObject({
   data: z.strictObject({
@@ -27,8 +36,9 @@ export const RunConfig = z.strictObject({
   }),
   model: z
     .looseObject({})
+    .default({})
     .describe(
-      "model settings (@polymoe/model ModelConfig; vocabSize and router numTasks come from the corpus)",
+      "model settings (@polymoe/model ModelConfig; vocabSize and router numTasks come from the corpus; with distill.student 'extracted', fields set here override the student derived from the teacher)",
     ),
   train: TrainConfig,
   dev: z
@@ -47,6 +57,9 @@ export const RunConfig = z.strictObject({
       batchSize: z.int().min(1).default(64),
     })
     .prefault({}),
+  distill: DistillConfig.optional().describe(
+    "train the model as a student of a teacher checkpoint (@polymoe/distill): word-level or sequence-level KD",
+  ),
   run: z.strictObject({
     dir: z.string().describe("run directory: resolved config, metrics, checkpoints"),
     backend: z.enum(BACKEND_CHOICES).default("auto"),
@@ -81,6 +94,8 @@ export function readConfigFile(nameOrPath: string): { source: string; value: unk
 export function resolveRunConfig(file: unknown, overrides: unknown, source?: string): RunConfig {
   const merged = deepMerge(file, overrides);
   const config = parseConfig(RunConfig, merged, source ? { source } : {});
+  // A student derived from its teacher is checked once the teacher is read.
+  if (config.distill?.student === "extracted") return config;
   // Structure check of the model now (before any data work); real values later.
   modelConfigFor(
     config,
@@ -135,4 +150,30 @@ export function modelConfigFor(
   }
   if (problems.length > 0) throw new ConfigError(problems, source);
   return parseConfig(ModelConfig, raw, { prefix: "model", ...(source ? { source } : {}) });
+}
+
+/**
+ * The model config of a distillation student: with distill.student 'extracted', the dense
+ * model the teacher's extracted subnetwork would be (@polymoe/distill studentConfig) with the
+ * run's model fields on top; otherwise the run's model section. Refuses MoE students.
+ */
+export function studentModelConfigFor(
+  run: RunConfig,
+  teacher: ModelConfig,
+  space: TaskSpace,
+  vocabSize: number,
+  source?: string,
+): ModelConfig {
+  const model =
+    run.distill?.student === "extracted"
+      ? deepMerge(studentConfig(teacher) as unknown as Record<string, unknown>, run.model)
+      : run.model;
+  const config = modelConfigFor({ ...run, model }, space, vocabSize, source);
+  if (config.moe?.encoder || config.moe?.decoder) {
+    throw new DistillError(
+      "NOT_DENSE",
+      "the distillation student must be dense: remove model.moe (distill.student 'extracted' sizes it like the teacher's extracted subnetwork)",
+    );
+  }
+  return config;
 }

@@ -14,9 +14,23 @@ import {
   parsePrepareConfig,
   prepareCorpus,
 } from "@polymoe/data";
+import {
+  checkTeacher,
+  type DistillBatch,
+  DistillError,
+  DistillSource,
+  generateSequenceKdCorpus,
+  initStudentFromTeacher,
+  kdTrainLoss,
+  loadTeacher,
+  readTeacherInfo,
+  type TeacherInfo,
+  TopKCache,
+  teacherDigest,
+} from "@polymoe/distill";
 import { encodeEvalBatches } from "@polymoe/eval";
 import { useBackend } from "@polymoe/kernels";
-import { Transformer } from "@polymoe/model";
+import { type ModelConfig, Transformer } from "@polymoe/model";
 import { createWorld, ParallelError } from "@polymoe/parallel";
 import {
   aggregateExperts,
@@ -29,13 +43,27 @@ import {
   Progress,
   type TrainBatch,
   Trainer,
+  type TrainerOptions,
   type TrainSummary,
   writeFileAtomic,
 } from "@polymoe/train";
-import { modelConfigFor, type RunConfig } from "./config.js";
+import { modelConfigFor, type RunConfig, studentModelConfigFor } from "./config.js";
 
 import { devBleu, devLoss, loadDevPairs } from "./dev.js";
 import { writeTrainingPlots } from "./plots.js";
+
+/** A one-line description of an architecture: dense, or its MoE layers. */
+function describeArchitecture(m: ModelConfig): string {
+  const stacks = (["encoder", "decoder"] as const).flatMap((s) => {
+    const p = m.moe?.[s];
+    return p
+      ? [
+          `${s} ${JSON.stringify(p.numExperts)} experts (${p.router.type}, k ${(p.router as { k?: number }).k ?? "-"})`,
+        ]
+      : [];
+  });
+  return `${m.encoderLayers}+${m.decoderLayers} layers, d=${m.dModel}, ${stacks.length ? stacks.join("; ") : "dense"}`;
+}
 
 export interface RunOptions {
   fresh?: boolean;
@@ -124,15 +152,67 @@ export async function runTraining(config: RunConfig, opts: RunOptions = {}): Pro
     await prepareCorpus(prepare, { progress: consoleProgress() });
   }
   await world.barrier();
-  const corpus = await openCorpus(corpusDir);
-  const data = await loadTrainingData(corpus);
+  // Distillation: the teacher is found and checked before anything is trained.
+  const distill = config.distill;
+  let teacher: TeacherInfo | undefined;
+  if (distill && world.size > 1) {
+    throw new DistillError(
+      "INVALID_ARGUMENT",
+      `distill: distillation runs in one process for now; this job has ${world.size} ranks (run polymoe train without polymoe launch)`,
+    );
+  }
+  if (distill) {
+    teacher = readTeacherInfo(distill.teacher);
+    log(
+      `distill: ${distill.mode}-level, teacher ${teacher.dir} (step ${teacher.step}; ${describeArchitecture(teacher.model)})`,
+    );
+  }
+  let corpus = await openCorpus(corpusDir);
+  let data = await loadTrainingData(corpus);
+  if (distill && teacher) {
+    checkTeacher(teacher, {
+      vocabSize: data.tokenizer.vocabSize,
+      languages: corpus.languages,
+      tokenizerFile: path.join(corpus.dir, corpus.manifest.tokenizer.file),
+      corpus: corpus.dir,
+    });
+    if (distill.mode === "sequence") {
+      const out = distill.corpus ?? path.join(config.run.dir, "seqkd-corpus");
+      const info = teacher;
+      const r = await generateSequenceKdCorpus({
+        teacher: () => loadTeacher(info),
+        teacherInfo: { dir: info.dir, digest: teacherDigest(info.dir) },
+        corpus,
+        out,
+        beamSize: distill.beamSize,
+        lengthPenalty: distill.lengthPenalty,
+        batchSize: distill.batchSize,
+        maxSourceLength: config.data.loader.maxSourceLength,
+        maxPairsPerLanguage: distill.maxPairsPerLanguage,
+        seed: distill.seed,
+        chunkSize: distill.chunkSize,
+        progress: consoleProgress(),
+      });
+      const pairs = Object.values(r.directions).reduce((n, d) => n + d.pairs, 0);
+      log(
+        r.reused
+          ? `distill: sequence-level corpus ${out} is complete (${pairs} teacher translations); reusing it`
+          : `distill: sequence-level corpus ${out}: ${pairs} teacher translations (beam ${distill.beamSize}), ${r.decoded} decoded now in ${r.seconds.toFixed(0)} s` +
+              (r.resumedChunks ? ` (${r.resumedChunks} chunks were already done)` : ""),
+      );
+      corpus = await openCorpus(out);
+      data = await loadTrainingData(corpus);
+    }
+  }
   const iterator = createBatchIterator(
     data,
     config.data.loader,
     rt ? { rank: rt.dataRank, worldSize: rt.dataWorldSize } : {},
   );
   const space = iterator.taskSpace;
-  const modelConfig = modelConfigFor(config, space, data.tokenizer.vocabSize, opts.source);
+  const modelConfig = teacher
+    ? studentModelConfigFor(config, teacher.model, space, data.tokenizer.vocabSize, opts.source)
+    : modelConfigFor(config, space, data.tokenizer.vocabSize, opts.source);
 
   // Run directory and the resolved config.
   const runDir = config.run.dir;
@@ -152,6 +232,12 @@ export async function runTraining(config: RunConfig, opts: RunOptions = {}): Pro
   });
   const resuming = !opts.fresh && lastCheckpoint(runDir) !== null;
   if (!resuming) {
+    if (distill?.initFromTeacher && teacher) {
+      const r = initStudentFromTeacher(model, teacher.dir);
+      log(
+        `student initialised from the teacher's non-expert weights: ${r.copied.length} tensors copied, ${r.kept.length} kept as initialised (${r.kept.slice(0, 4).join(", ")}${r.kept.length > 4 ? ", ..." : ""})`,
+      );
+    }
     const init = config.train.init;
     if (init.expertsFromDense) {
       const r = initExpertsFromDense(
@@ -204,10 +290,55 @@ export async function runTraining(config: RunConfig, opts: RunOptions = {}): Pro
     );
   }
 
-  const trainer = new Trainer({
+  // Word-level distillation: the teacher's targets ride on each batch (on the fly, or from a
+  // top-k cache keyed by the iterator's position); the loss mixes KL and label CE.
+  let source: DistillSource | undefined;
+  let kd: ReturnType<typeof kdTrainLoss> | undefined;
+  if (distill?.mode === "word" && teacher) {
+    const info = teacher;
+    const cache = distill.cache
+      ? TopKCache.open(
+          distill.cache.dir,
+          {
+            teacher: { dir: info.dir, digest: teacherDigest(info.dir) },
+            data: `${data.fingerprint}/${JSON.stringify(config.data.loader)}`,
+            vocabSize: data.tokenizer.vocabSize,
+            topK: distill.cache.topK,
+            temperature: distill.temperature,
+            rank: iterator.rank,
+            worldSize: iterator.worldSize,
+          },
+          { recordsPerShard: distill.cache.recordsPerShard },
+        )
+      : undefined;
+    source = new DistillSource({
+      data: iterator,
+      teacher: () => {
+        const t = loadTeacher(info);
+        log(
+          `teacher loaded: ${t.numParameters().toLocaleString("en-US")} parameters (evaluation mode, no gradients)`,
+        );
+        return t;
+      },
+      temperature: distill.temperature,
+      ...(cache ? { cache } : {}),
+      seed: config.train.seed,
+    });
+    kd = kdTrainLoss({
+      alpha: distill.alpha,
+      temperature: distill.temperature,
+      ...(distill.cache ? { tail: distill.cache.tail } : {}),
+    });
+    log(
+      `distill: loss = ${distill.alpha} * T^2 * KL + ${1 - distill.alpha} * label-smoothed CE, T = ${distill.temperature}; teacher ` +
+        (distill.cache
+          ? `top-${distill.cache.topK} log-probs cached in ${distill.cache.dir} (tail: ${distill.cache.tail}; read when present, computed and written when not)`
+          : "distribution computed on the fly"),
+    );
+  }
+  const common: Omit<TrainerOptions, "data"> = {
     model,
     config: config.train,
-    data: reshardable(iterator, log),
     runDir,
     runConfig: resolved,
     dev: (m, rng): DevResult => {
@@ -228,15 +359,32 @@ export async function runTraining(config: RunConfig, opts: RunOptions = {}): Pro
     ...(opts.resetOptimizer ? { resetOptimizer: true } : {}),
     ...(opts.resetDataloader ? { resetDataloader: true } : {}),
     ...(rt ? { parallel: rt } : {}),
-  });
+  };
+  const trainer =
+    source && kd
+      ? new Trainer<DistillBatch>({ ...common, data: source, loss: kd.loss })
+      : new Trainer({ ...common, data: reshardable(iterator, log) });
   try {
     const summary = await trainer.run();
+    if (source && kd) {
+      source.dispose(); // flushes the cache
+      const s = source.stats;
+      const m = kd.meter.read();
+      log(
+        `distill: mean KL ${m.kl.toFixed(4)}, label CE ${m.ce.toFixed(4)} per token over ${m.batches} micro-batches; teacher targets: ` +
+          `${s.teacherBatches} batches computed (${(s.teacherMs / Math.max(1, s.teacherBatches)).toFixed(0)} ms each)` +
+          (distill?.mode === "word" && distill.cache
+            ? `, ${s.cacheHits} read from ${distill.cache.dir} (${(s.cacheMs / Math.max(1, s.cacheHits)).toFixed(1)} ms each)`
+            : ""),
+      );
+    }
     if (rankZero) {
       const plots = writeTrainingPlots(runDir);
       if (plots.length) log(`plots: ${plots.join(", ")}`);
     }
     return summary;
   } finally {
+    source?.dispose();
     trainer.dispose();
     model.dispose();
   }

@@ -1,3 +1,4 @@
+import type { ModelConfig } from "@polymoe/model";
 import { describe, expect, it } from "vitest";
 
 import {
@@ -7,6 +8,7 @@ import {
   resolveRunConfig,
   runTraining,
   SHIPPED_CONFIGS,
+  studentModelConfigFor,
 } from "../src/index.js";
 
 const space = {
@@ -15,13 +17,28 @@ const space = {
   taskTypes: ["translate", "denoise"] as const,
 };
 
+const taskSpace = { ...space, taskTypes: [...space.taskTypes] };
+
+/** The model config of the shipped run whose run.dir is `teacher` (the teacher a distill config names). */
+function teacherOf(teacher: string): ModelConfig {
+  const name = SHIPPED_CONFIGS.find((n) => {
+    const { value } = readConfigFile(n);
+    return (value as { run: { dir: string } }).run.dir === teacher;
+  });
+  if (!name) throw new Error(`no shipped config trains ${teacher}`);
+  return modelConfigFor(resolveRunConfig(readConfigFile(name).value, {}), taskSpace, 1000);
+}
+
 describe("run configs", () => {
   it("every shipped config validates", () => {
     for (const name of SHIPPED_CONFIGS) {
       const { value, source } = readConfigFile(name);
       const c = resolveRunConfig(value, {}, source);
       expect(c.run.dir).toMatch(/^runs\//);
-      expect(modelConfigFor(c, { ...space, taskTypes: [...space.taskTypes] }, 1000).vocabSize).toBe(1000);
+      const m = c.distill
+        ? studentModelConfigFor(c, teacherOf(c.distill.teacher), taskSpace, 1000)
+        : modelConfigFor(c, taskSpace, 1000);
+      expect(m.vocabSize).toBe(1000);
     }
   });
 
@@ -60,7 +77,7 @@ describe("run configs", () => {
       /model.moe.decoder.router.numTasks: 2, but the corpus has 3 'target-language' task ids/,
     );
     expect(() => readConfigFile("quik")).toThrow(
-      /does not exist \(shipped configs: quick, dense-base, tokenmoe-base, taskmoe-base\)/,
+      /does not exist \(shipped configs: quick, quick-tokenmoe, quick-distill, quick-distill-seq, dense-base, tokenmoe-base, taskmoe-base\)/,
     );
   });
 
@@ -83,5 +100,45 @@ describe("run configs", () => {
     await expect(runTraining(c, { log: () => {} })).rejects.toThrow(
       /parallel.ep = 2 and parallel.tp = 1 need several ranks, this is one process: run it as `polymoe launch -n 2 -- train/,
     );
+  });
+});
+
+describe("distill section", () => {
+  const base = readConfigFile("quick-distill").value;
+
+  it("sizes the student like the teacher's extracted subnetwork, the model section on top; refuses MoE students", () => {
+    const c = resolveRunConfig(base, { model: { dropout: 0.2 } });
+    const teacher = teacherOf("runs/quick-tokenmoe");
+    const m = studentModelConfigFor(c, teacher, taskSpace, 1000);
+    expect(m.moe).toBeUndefined();
+    expect(m.ffnWidths).toEqual({ encoder: { "1": 2048 }, decoder: { "1": 2048 } }); // k 2 x dFF 1024
+    expect(m.dropout).toBe(0.2);
+    expect(m.dModel).toBe(teacher.dModel);
+    const withMoe = resolveRunConfig(base, {
+      model: { moe: { decoder: { numExperts: 2, router: { type: "topk" } } } },
+    });
+    expect(() => studentModelConfigFor(withMoe, teacher, taskSpace, 1000)).toThrow(
+      /student must be dense: remove model.moe/,
+    );
+    // student 'model': the model section alone (checked at once, like any model).
+    expect(() => resolveRunConfig(base, { distill: { student: "model" } })).toThrow(/model.dModel: required/);
+  });
+
+  it("bad values are one line each: alpha outside [0, 1], a missing mode, keys of the other mode", () => {
+    expect(() => resolveRunConfig(base, { distill: { alpha: 1.5 } })).toThrow(
+      /distill.alpha: .*<=1, got 1.5/,
+    );
+    expect(() => resolveRunConfig(base, { distill: { alpha: -1 } })).toThrow(/distill.alpha: .*>=0, got -1/);
+    expect(() => resolveRunConfig(base, { distill: { cache: { topK: 0 } } })).toThrow(
+      /distill.cache.topK: .*got 0/,
+    );
+    const seq = readConfigFile("quick-distill-seq").value;
+    expect(() => resolveRunConfig(seq, { distill: { alpha: 0.5 } })).toThrow(/distill.alpha: unknown key/);
+    expect(() => resolveRunConfig(seq, { distill: { beamsize: 2 } })).toThrow(
+      /distill.beamsize: unknown key \(did you mean 'beamSize'\?\)/,
+    );
+    const { distill, ...rest } = base as { distill: Record<string, unknown> };
+    const { mode: _, ...noMode } = distill;
+    expect(() => resolveRunConfig({ ...rest, distill: noMode }, {})).toThrow(/distill.mode/);
   });
 });

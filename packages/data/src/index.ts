@@ -70,7 +70,7 @@ export {
   trainingDataFromPairs,
 } from "./corpus/open.js";
 export { formatSummary } from "./corpus/summary.js";
-export type { PairTokens } from "./corpus/tokens_file.js";
+export { type PairTokens, readPairTokens, writePairTokens } from "./corpus/tokens_file.js";
 // Errors and config
 export { DataError, type DataErrorCode } from "./errors.js";
 export { LANGUAGE_CODES, LANGUAGES, type LanguageInfo, languageInfo, localeToLanguage } from "./languages.js";

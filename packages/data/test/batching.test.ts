@@ -1,3 +1,8 @@
+import { mkdtempSync } from "node:fs";
+import { writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+
 import { describe, expect, it } from "vitest";
 import { planEpoch } from "../src/batching/plan.js";
 import {
@@ -5,11 +10,16 @@ import {
   batchDigest,
   createBatchIterator,
   encodeSource,
+  loadTrainingData,
+  openCorpus,
   parseLoaderConfig,
+  readPairTokens,
+  saveTokenizer,
   taskSpaceOf,
   trainingDataFromPairs,
   trainTokenizer,
   WordCounter,
+  writePairTokens,
 } from "../src/index.js";
 import { SYLLABLES, syntheticSentences } from "./fixtures/text.js";
 
@@ -237,5 +247,104 @@ describe("batch iterator", () => {
     expect(() => createBatchIterator(data, config, { rank: 2, worldSize: 2 })).toThrow(
       /rank must be an integer in \[0, 2\)/,
     );
+  });
+});
+
+describe("directed pairs (one translation direction reads its own pairs)", () => {
+  // en→fr reads pairs whose French side is the real French reversed word by word;
+  // fr→en and denoising keep reading the symmetric pairs.
+  const fr = data.pairs.get("fr")!;
+  const n = 50;
+  const enIds: number[] = [];
+  const xxIds: number[] = [];
+  const enOff = [0];
+  const xxOff = [0];
+  for (let i = 0; i < n; i++) {
+    enIds.push(...fr.enIds.subarray(fr.enOffsets[i]!, fr.enOffsets[i + 1]!));
+    xxIds.push(...Array.from(fr.xxIds.subarray(fr.xxOffsets[i]!, fr.xxOffsets[i + 1]!)).reverse());
+    enOff.push(enIds.length);
+    xxOff.push(xxIds.length);
+  }
+  const directedFr = {
+    n,
+    enOffsets: Uint32Array.from(enOff),
+    enIds: Uint16Array.from(enIds),
+    xxOffsets: Uint32Array.from(xxOff),
+    xxIds: Uint16Array.from(xxIds),
+  };
+  const withDirected = { ...data, directed: new Map([["en-fr", directedFr]]), fingerprint: "directed" };
+
+  it("replaces the stream's examples for that direction only", () => {
+    const it = createBatchIterator(withDirected, config);
+    const info = it.streamInfo();
+    expect(info.find((s) => s.pair === "en-fr" && s.task === "translate")!.examples).toBe(n);
+    expect(info.find((s) => s.pair === "fr-en")!.examples).toBe(sizes.fr);
+    expect(info.find((s) => s.pair === "fr-fr")!.examples).toBe(sizes.fr);
+    const space = it.taskSpace;
+    let checked = 0;
+    for (const b of take(it, 40)) {
+      for (let r = 0; r < b.size; r++) {
+        const pair = space.pairs[b.pairIds[r]!];
+        const ex = b.exampleIndices[r]!;
+        const tgt = Array.from(b.tgtOutIds.subarray(r * b.tgtLen, r * b.tgtLen + b.tgtLengths[r]! - 1));
+        if (pair === "en-fr") {
+          expect(tgt).toEqual(Array.from(directedFr.xxIds.subarray(xxOff[ex]!, xxOff[ex + 1]!)));
+          checked++;
+        } else if (pair === "fr-en") {
+          expect(tgt).toEqual(Array.from(fr.enIds.subarray(fr.enOffsets[ex]!, fr.enOffsets[ex + 1]!)));
+        }
+      }
+    }
+    expect(checked).toBeGreaterThan(0);
+  });
+
+  it("round-trips through a corpus directory (manifest directedTokens, writePairTokens/readPairTokens)", async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "polymoe-directed-"));
+    await saveTokenizer(tok, path.join(dir, "tokenizer.json"));
+    const tokens: Record<string, { file: string; pairs: number; enTokens: number; xxTokens: number }> = {};
+    for (const [lang, p] of data.pairs) {
+      await writePairTokens(path.join(dir, `tokens/en-${lang}.bin`), p, tok.vocabSize);
+      tokens[`en-${lang}`] = {
+        file: `tokens/en-${lang}.bin`,
+        pairs: p.n,
+        enTokens: p.enIds.length,
+        xxTokens: p.xxIds.length,
+      };
+    }
+    await writePairTokens(path.join(dir, "tokens/directed/en-fr.bin"), directedFr, tok.vocabSize);
+    const manifest = {
+      format: "polymoe-corpus",
+      version: 1,
+      languages: data.languages,
+      splits: {},
+      tokenizer: { file: "tokenizer.json", vocabSize: tok.vocabSize },
+      tokens,
+      directedTokens: {
+        "en-fr": {
+          file: "tokens/directed/en-fr.bin",
+          pairs: n,
+          enTokens: enIds.length,
+          xxTokens: xxIds.length,
+        },
+      },
+      fingerprint: "fp",
+    };
+    await writeFile(path.join(dir, "manifest.json"), JSON.stringify(manifest));
+    const loaded = await loadTrainingData(await openCorpus(dir));
+    const back = loaded.directed!.get("en-fr")!;
+    expect(Array.from(back.xxIds)).toEqual(xxIds);
+    expect(Array.from(back.enOffsets)).toEqual(enOff);
+    expect((await readPairTokens(path.join(dir, "tokens/en-ru.bin"), tok.vocabSize)).n).toBe(sizes.ru);
+    // A direction naming a language the corpus does not have is refused.
+    await writeFile(
+      path.join(dir, "manifest.json"),
+      JSON.stringify({ ...manifest, directedTokens: { "en-de": manifest.directedTokens["en-fr"] } }),
+    );
+    await expect(loadTrainingData(await openCorpus(dir))).rejects.toThrow(
+      /directedTokens has 'en-de'; expected en-xx or xx-en with xx one of fr, ru, ja/,
+    );
+    await expect(
+      writePairTokens(path.join(dir, "bad.bin"), { ...directedFr, n: n + 1 }, tok.vocabSize),
+    ).rejects.toThrow(/51 pairs need 52 offsets per side, got 51 and 51/);
   });
 });

@@ -105,18 +105,6 @@ export function evaluate(
     directions.push(r);
     opts.onDirection?.(r);
   }
-  const langOf = (d: DirectionResult) => (d.srcLang === "en" ? d.tgtLang : d.srcLang);
-  const langs = [...new Set(directions.map(langOf))];
-  const counts = opts.trainPairs ?? {};
-  const ranked = langs.slice().sort((a, b) => (counts[b] ?? 0) - (counts[a] ?? 0));
-  const highResource = ranked.slice(0, Math.ceil(ranked.length / 2));
-  const avg = (ds: DirectionResult[]): Average => ({
-    bleu: mean(ds.map((d) => d.bleu)),
-    chrf: mean(ds.map((d) => d.chrf)),
-    directions: ds.length,
-  });
-  const tokens = directions.reduce((n, d) => n + d.outputTokens, 0);
-  const secs = directions.reduce((n, d) => n + d.seconds, 0);
   return {
     checkpoint: loaded.dir,
     split,
@@ -128,8 +116,35 @@ export function evaluate(
       maxLenOffset: opts.maxLenOffset ?? 10,
     },
     directions,
+    ...summarizeDirections(directions, opts.trainPairs ?? {}),
+  };
+}
+
+/**
+ * Means over directions (all, en->xx, xx->en, high- and low-resource languages: the
+ * better-resourced half by training pairs, `trainPairs[language]`) and the decoding
+ * rate over all of them — what evaluate() reports, for directions gathered elsewhere
+ * (e.g. from one extracted subnetwork per task).
+ */
+export function summarizeDirections(
+  directions: readonly Omit<DirectionResult, "hypotheses">[],
+  trainPairs: Record<string, number>,
+): Pick<EvalReport, "averages" | "highResource" | "decodeTokensPerSecond"> {
+  type D = Omit<DirectionResult, "hypotheses">;
+  const langOf = (d: D) => (d.srcLang === "en" ? d.tgtLang : d.srcLang);
+  const langs = [...new Set(directions.map(langOf))];
+  const ranked = langs.slice().sort((a, b) => (trainPairs[b] ?? 0) - (trainPairs[a] ?? 0));
+  const highResource = ranked.slice(0, Math.ceil(ranked.length / 2));
+  const avg = (ds: D[]): Average => ({
+    bleu: mean(ds.map((d) => d.bleu)),
+    chrf: mean(ds.map((d) => d.chrf)),
+    directions: ds.length,
+  });
+  const tokens = directions.reduce((n, d) => n + d.outputTokens, 0);
+  const secs = directions.reduce((n, d) => n + d.seconds, 0);
+  return {
     averages: {
-      all: avg(directions),
+      all: avg([...directions]),
       "en-xx": avg(directions.filter((d) => d.srcLang === "en")),
       "xx-en": avg(directions.filter((d) => d.tgtLang === "en")),
       high: avg(directions.filter((d) => highResource.includes(langOf(d)))),

@@ -8,6 +8,7 @@ export {
   evaluate,
   listAvailableSplits,
   loadSplit,
+  summarizeDirections,
 } from "./evaluate.js";
 export { type ExtractResult, extractionInfo, extractTask, taskIdFor } from "./extract.js";
 export {

@@ -194,6 +194,22 @@ describe.each(env.backends)("Transformer on %s", (backend) => {
     }));
 });
 
+describe("Transformer lifetime", () => {
+  it("building and disposing MoE models (every router type, residual, noisy gates) leaves no tensors", () => {
+    const moe = (router: Record<string, unknown>, extra: Record<string, unknown> = {}) =>
+      ({ ...base, moe: { decoder: { numExperts: 4, router, ...extra } } }) as ModelConfigInput;
+    for (const config of [
+      taskMoe,
+      moe({ type: "topk", k: 2, noise: { type: "noisy-topk" } }, { residual: true }),
+      moe({ type: "task", k: 1, numTasks: 3, noise: { type: "noisy-topk" } }),
+      moe({ type: "static-task", k: 2, numTasks: 3 }),
+      moe({ type: "expert-choice", k: 2 }),
+    ]) {
+      assertNoLeak(() => new Transformer(config, { seed: 1, namespace: uniq("lifetime") }).dispose());
+    }
+  });
+});
+
 describe("Transformer config and input errors", () => {
   it("names what is wrong", () => {
     expect(() => new Transformer({ ...base, heads: 5 }, { seed: 1, namespace: uniq("e1") })).toThrow(

@@ -74,17 +74,21 @@ export class TopKRouter implements Router {
     const { dModel, numExperts, seed, name } = init;
     const trainable = init.trainable ?? true;
     this.variables = {
-      gate: variable(
-        randomNormal([dModel, numExperts], 0, config.initStd, "float32", seed),
-        trainable,
-        `${name}.gate`,
+      gate: tidy(() =>
+        variable(
+          randomNormal([dModel, numExperts], 0, config.initStd, "float32", seed),
+          trainable,
+          `${name}.gate`,
+        ),
       ),
     };
     if (config.noise.type === "noisy-topk") {
-      this.variables.noise = variable(
-        randomNormal([dModel, numExperts], 0, config.initStd, "float32", seed + 1),
-        trainable,
-        `${name}.noise`,
+      this.variables.noise = tidy(() =>
+        variable(
+          randomNormal([dModel, numExperts], 0, config.initStd, "float32", seed + 1),
+          trainable,
+          `${name}.noise`,
+        ),
       );
     }
   }
@@ -167,22 +171,28 @@ export class TaskRouter implements Router {
     const trainable = init.trainable ?? true;
     const d = config.taskEmbedDim;
     this.variables = {
-      taskEmbedding: variable(
-        randomNormal([config.numTasks, d], 0, 1, "float32", seed),
-        trainable,
-        `${name}.taskEmbedding`,
+      taskEmbedding: tidy(() =>
+        variable(
+          randomNormal([config.numTasks, d], 0, 1, "float32", seed),
+          trainable,
+          `${name}.taskEmbedding`,
+        ),
       ),
-      gate: variable(
-        randomNormal([d, numExperts], 0, config.initStd, "float32", seed + 1),
-        trainable,
-        `${name}.gate`,
+      gate: tidy(() =>
+        variable(
+          randomNormal([d, numExperts], 0, config.initStd, "float32", seed + 1),
+          trainable,
+          `${name}.gate`,
+        ),
       ),
     };
     if (config.noise.type === "noisy-topk") {
-      this.variables.noise = variable(
-        randomNormal([d, numExperts], 0, config.initStd, "float32", seed + 2),
-        trainable,
-        `${name}.noise`,
+      this.variables.noise = tidy(() =>
+        variable(
+          randomNormal([d, numExperts], 0, config.initStd, "float32", seed + 2),
+          trainable,
+          `${name}.noise`,
+        ),
       );
     }
   }

@@ -26,7 +26,7 @@ import {
 } from "./checkpoint.js";
 import type { TrainConfig } from "./config.js";
 import { TrainError } from "./errors.js";
-import { labelSmoothedCrossEntropy } from "./loss.js";
+import { labelSmoothedCrossEntropy, type TokenLoss } from "./loss.js";
 import { AdamW, decayOf, globalNorm, type TrainOptimizer } from "./optimizer.js";
 import { type ParallelRuntime, ShardedOptimizer } from "./parallel.js";
 import { Progress } from "./progress.js";
@@ -60,8 +60,8 @@ export interface TrainBatch {
 }
 
 /** An endless, resumable stream of training batches (e.g. @polymoe/data's BatchIterator). */
-export interface BatchSource {
-  next(): IteratorResult<TrainBatch>;
+export interface BatchSource<B extends TrainBatch = TrainBatch> {
+  next(): IteratorResult<B>;
   state(): unknown;
   restore(state: never): void;
   /**
@@ -71,6 +71,26 @@ export interface BatchSource {
    */
   reshard?(states: readonly unknown[], rank: number, worldSize: number): void;
 }
+
+/** What a custom training loss sees of one micro-batch. */
+export interface LossInput<B extends TrainBatch = TrainBatch> {
+  /** The model's teacher-forced output (logits <float32>[B*T, V]). */
+  output: ForwardOutput;
+  /** The micro-batch as the batch source returned it. */
+  batch: B;
+  /** train.labelSmoothing. */
+  labelSmoothing: number;
+  /** Optimizer updates done so far. */
+  step: number;
+}
+
+/**
+ * Replaces the token loss of a training step (label-smoothed cross-entropy by
+ * default; e.g. a distillation loss). Runs inside the gradient scope: return
+ * tensors derived from `output.logits`. The router losses are added by the
+ * trainer. `nll` (against the batch's targets) is what metrics report.
+ */
+export type TrainLoss<B extends TrainBatch = TrainBatch> = (input: LossInput<B>) => TokenLoss;
 
 /** Dev-set results; loss and nll per target token. */
 export interface DevResult {
@@ -225,10 +245,12 @@ export interface CommTimings {
   total: number;
 }
 
-export interface TrainerOptions {
+export interface TrainerOptions<B extends TrainBatch = TrainBatch> {
   model: Transformer;
   config: TrainConfig;
-  data: BatchSource;
+  data: BatchSource<B>;
+  /** The token loss (default: label-smoothed cross-entropy with train.labelSmoothing). */
+  loss?: TrainLoss<B>;
   runDir: string;
   /** The full resolved run config, stored in every checkpoint. */
   runConfig: unknown;
@@ -266,7 +288,7 @@ export interface TrainSummary {
  * guard against non-finite steps, periodic dev evaluation and atomic
  * checkpoints, resumed exactly from checkpoint_last by default.
  */
-export class Trainer {
+export class Trainer<B extends TrainBatch = TrainBatch> {
   readonly model: Transformer;
   readonly config: TrainConfig;
   /** The optimizer of a one-process run: AdamW, or OffloadedAdamW when config.offload is set. */
@@ -289,7 +311,7 @@ export class Trainer {
   private readonly metricsFile: string;
   readonly progress: Progress;
 
-  constructor(private readonly opts: TrainerOptions) {
+  constructor(private readonly opts: TrainerOptions<B>) {
     this.model = opts.model;
     this.config = opts.config;
     this.parallel = opts.parallel ?? null;
@@ -424,7 +446,9 @@ export class Trainer {
       // variableGrads disposes everything but the loss: read what is needed inside.
       const { value, grads: g } = variableGrads(() => {
         const out = this.model.forward(mb, { training: true, rng: this.rng, step: this.step, timer });
-        const l = labelSmoothedCrossEntropy(out.logits, batch.tgtOutIds, batch.tgtMask, c.labelSmoothing);
+        const l = this.opts.loss
+          ? this.opts.loss({ output: out, batch, labelSmoothing: c.labelSmoothing, step: this.step })
+          : labelSmoothedCrossEntropy(out.logits, batch.tgtOutIds, batch.tgtMask, c.labelSmoothing);
         nll = l.nll.dataSync()[0] as number;
         aux = out.auxLoss.dataSync()[0] as number;
         z = out.zLoss.dataSync()[0] as number;

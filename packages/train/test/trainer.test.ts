@@ -10,6 +10,8 @@ import {
   aggregateExperts,
   evaluateLoss,
   initExpertsFromDense,
+  type LossInput,
+  labelSmoothedCrossEntropy,
   lastCheckpoint,
   Progress,
   SafetensorsFile,
@@ -134,6 +136,46 @@ describe.each(env.backends)("Trainer on %s", (backend) => {
       expect(timings.comm).toBeUndefined(); // one process: no communication
       t.dispose();
       model.dispose();
+    }));
+
+  it("a custom loss replaces the label-smoothed cross-entropy; router losses are still added", () =>
+    run(async () => {
+      const cfg: TrainConfigInput = { maxSteps: 3, evalEvery: 0, optimizer: fastOpt, seed: 5 };
+      const results: { r: Awaited<ReturnType<Trainer["trainStep"]>>[]; seen: number[] }[] = [];
+      for (const scale of [1, 2]) {
+        const model = new Transformer(tinyTaskMoe, { seed: 8, namespace: uniq(`customLoss${scale}`) });
+        const seen: number[] = [];
+        const t = trainer(model, cfg, runDir(), new SyntheticSource(), {
+          loss: ({ output, batch, labelSmoothing, step }: LossInput) => {
+            seen.push(step);
+            const l = labelSmoothedCrossEntropy(
+              output.logits,
+              batch.tgtOutIds,
+              batch.tgtMask,
+              labelSmoothing,
+            );
+            return { ...l, loss: tf.mul(l.loss, scale) as tf.Scalar };
+          },
+        });
+        const r = [await t.trainStep(), await t.trainStep()];
+        t.dispose();
+        model.dispose();
+        results.push({ r, seen });
+      }
+      const plainModel = new Transformer(tinyTaskMoe, { seed: 8, namespace: uniq("customLossPlain") });
+      const plain = trainer(plainModel, cfg, runDir());
+      const p = await plain.trainStep();
+      plain.dispose();
+      plainModel.dispose();
+      const [one, two] = results as [(typeof results)[number], (typeof results)[number]];
+      expect(one.seen).toEqual([0, 1]);
+      // The identity loss is the default loss: same first step, bit for bit.
+      expect(one.r[0]!.loss).toBe(p.loss);
+      expect(one.r[0]!.nll).toBe(p.nll);
+      // Twice the token loss: the reported loss is 2 * token loss + router losses, nll unchanged.
+      const router = (r: (typeof one.r)[number]) => 0.01 * r.aux + 0.001 * r.z;
+      expect(two.r[0]!.nll).toBe(one.r[0]!.nll);
+      expect(two.r[0]!.loss - router(two.r[0]!)).toBeCloseTo(2 * (one.r[0]!.loss - router(one.r[0]!)), 4);
     }));
 
   it("skips non-finite steps and stops with a clear message after maxBadSteps in a row", () =>

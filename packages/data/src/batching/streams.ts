@@ -8,7 +8,10 @@
 //
 // A stream is one (task, direction) over one language's data: translate en→xx,
 // translate xx→en, denoise xx, denoise en (unique English sentences of all pairs).
+// A translation direction with directed pairs (TrainingData.directed) reads those;
+// denoising always reads the symmetric pairs.
 import type { TrainingData } from "../corpus/open.js";
+import type { PairTokens } from "../corpus/tokens_file.js";
 import { DataError } from "../errors.js";
 import { hash53 } from "../util/hash.js";
 
@@ -68,11 +71,24 @@ export function buildStreams(data: TrainingData, space: TaskSpace): Stream[] {
   for (const lang of space.languages.slice(1)) {
     const p = data.pairs.get(lang);
     if (!p) throw new DataError("BAD_CORPUS", `training data has no pairs for '${lang}'`);
-    const en = (i: number) => slice(p.enIds, p.enOffsets, i);
-    const xx = (i: number) => slice(p.xxIds, p.xxOffsets, i);
+    // A direction with its own pairs (e.g. a teacher's outputs) reads those instead.
+    const fwd = data.directed?.get(`en-${lang}`) ?? p;
+    const bwd = data.directed?.get(`${lang}-en`) ?? p;
+    const en = (q: PairTokens) => (i: number) => slice(q.enIds, q.enOffsets, i);
+    const xx = (q: PairTokens) => (i: number) => slice(q.xxIds, q.xxOffsets, i);
     streams.push(
-      mk(streams.length, "translate", "en", lang, pairId(`en-${lang}`), langId(lang), p.n, en, xx),
-      mk(streams.length + 1, "translate", lang, "en", pairId(`${lang}-en`), 0, p.n, xx, en),
+      mk(
+        streams.length,
+        "translate",
+        "en",
+        lang,
+        pairId(`en-${lang}`),
+        langId(lang),
+        fwd.n,
+        en(fwd),
+        xx(fwd),
+      ),
+      mk(streams.length + 1, "translate", lang, "en", pairId(`${lang}-en`), 0, bwd.n, xx(bwd), en(bwd)),
     );
   }
   // Denoising English: unique English token sequences across every pair set.

@@ -44,6 +44,13 @@ export interface CorpusManifest {
   };
   /** Tokenized training pairs: "en-fr" → file (relative), pairs, token counts. */
   tokens: Record<string, { file: string; pairs: number; enTokens: number; xxTokens: number }>;
+  /**
+   * Optional pairs for one translation direction only ("en-fr" or "fr-en"), in the format
+   * of `tokens` (English first): that direction's translation stream reads them instead of
+   * the symmetric pairs; the other direction and denoising keep reading `tokens`. Derived
+   * corpora use it (sequence-level distillation stores a teacher's outputs this way).
+   */
+  directedTokens?: Record<string, { file: string; pairs: number; enTokens: number; xxTokens: number }>;
   /** Per-language cleaning statistics (every language seen, selected or not). */
   languageStats: Record<string, LanguageSummary>;
   /** Totals of drops by reason over the selected languages. */

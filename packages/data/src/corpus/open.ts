@@ -127,6 +127,11 @@ export interface TrainingData {
   languages: readonly string[];
   /** Target language → its English↔xx token arrays. */
   pairs: ReadonlyMap<string, PairTokens>;
+  /**
+   * Direction ("en-fr", "fr-en") → pairs that replace `pairs` for that direction's
+   * translation stream (manifest `directedTokens`); absent for ordinary corpora.
+   */
+  directed?: ReadonlyMap<string, PairTokens>;
   /** Changes whenever the token data or tokenizer change (iterator states carry it). */
   fingerprint: string;
 }
@@ -150,7 +155,25 @@ export async function loadTrainingData(corpus: Corpus): Promise<TrainingData> {
       );
     pairs.set(lang, await readPairTokens(path.join(corpus.dir, t.file), tokenizer.vocabSize));
   }
-  return { tokenizer, languages: corpus.languages, pairs, fingerprint: corpus.manifest.fingerprint };
+  const directed = new Map<string, PairTokens>();
+  for (const [pair, t] of Object.entries(corpus.manifest.directedTokens ?? {})) {
+    const [a, b] = pair.split("-");
+    const lang = a === "en" ? b : a;
+    if (!lang || (a !== "en" && b !== "en") || !corpus.languages.includes(lang) || lang === "en") {
+      throw new DataError(
+        "BAD_CORPUS",
+        `${corpus.dir}: manifest directedTokens has '${pair}'; expected en-xx or xx-en with xx one of ${corpus.languages.slice(1).join(", ")}`,
+      );
+    }
+    directed.set(pair, await readPairTokens(path.join(corpus.dir, t.file), tokenizer.vocabSize));
+  }
+  return {
+    tokenizer,
+    languages: corpus.languages,
+    pairs,
+    ...(directed.size > 0 ? { directed } : {}),
+    fingerprint: corpus.manifest.fingerprint,
+  };
 }
 
 /**

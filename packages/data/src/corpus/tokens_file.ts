@@ -48,29 +48,66 @@ export class PairTokensBuilder {
   }
 
   async write(file: string, vocabSize: number): Promise<void> {
-    const n = this.size;
-    const idBytes = vocabSize <= 65536 ? 2 : 4;
-    const size = 32 + 8 * (n + 1) + idBytes * (this.en.length + this.xx.length);
-    const buf = new Uint8Array(size);
-    const dv = new DataView(buf.buffer);
-    buf.set([0x50, 0x4d, 0x54, 0x4b]);
-    dv.setUint32(4, 1, true);
-    dv.setUint32(8, n, true);
-    dv.setUint32(12, idBytes, true);
-    dv.setUint32(16, vocabSize, true);
-    dv.setUint32(20, this.en.length, true);
-    dv.setUint32(24, this.xx.length, true);
-    let off = 32;
-    new Uint32Array(buf.buffer, off, n + 1).set(this.enOff);
-    off += 4 * (n + 1);
-    new Uint32Array(buf.buffer, off, n + 1).set(this.xxOff);
-    off += 4 * (n + 1);
-    const Ids = idBytes === 2 ? Uint16Array : Uint32Array;
-    new Ids(buf.buffer, off, this.en.length).set(this.en);
-    off += idBytes * this.en.length;
-    new Ids(buf.buffer, off, this.xx.length).set(this.xx);
-    await writeFileAtomic(file, buf);
+    const Ids = vocabSize <= 65536 ? Uint16Array : Uint32Array;
+    await writePairTokens(
+      file,
+      {
+        n: this.size,
+        enOffsets: Uint32Array.from(this.enOff),
+        enIds: Ids.from(this.en),
+        xxOffsets: Uint32Array.from(this.xxOff),
+        xxIds: Ids.from(this.xx),
+      },
+      vocabSize,
+    );
   }
+}
+
+/** Writes pair tokens as a token file (atomically); ids must be below `vocabSize`. */
+export async function writePairTokens(file: string, tokens: PairTokens, vocabSize: number): Promise<void> {
+  const { n, enOffsets, xxOffsets, enIds, xxIds } = tokens;
+  if (enOffsets.length !== n + 1 || xxOffsets.length !== n + 1) {
+    throw new DataError(
+      "INVALID_ARGUMENT",
+      `writePairTokens: ${n} pairs need ${n + 1} offsets per side, got ${enOffsets.length} and ${xxOffsets.length}`,
+    );
+  }
+  if (enOffsets[n] !== enIds.length || xxOffsets[n] !== xxIds.length) {
+    throw new DataError(
+      "INVALID_ARGUMENT",
+      `writePairTokens: the last offsets (${enOffsets[n]}, ${xxOffsets[n]}) must equal the id counts (${enIds.length}, ${xxIds.length})`,
+    );
+  }
+  for (const ids of [enIds, xxIds]) {
+    for (let i = 0; i < ids.length; i++) {
+      if (ids[i]! >= vocabSize) {
+        throw new DataError(
+          "INVALID_ARGUMENT",
+          `writePairTokens: id ${ids[i]} at ${i} is outside the vocabulary [0, ${vocabSize})`,
+        );
+      }
+    }
+  }
+  const idBytes = vocabSize <= 65536 ? 2 : 4;
+  const buf = new Uint8Array(32 + 8 * (n + 1) + idBytes * (enIds.length + xxIds.length));
+  const dv = new DataView(buf.buffer);
+  buf.set([0x50, 0x4d, 0x54, 0x4b]);
+  dv.setUint32(4, 1, true);
+  dv.setUint32(8, n, true);
+  dv.setUint32(12, idBytes, true);
+  dv.setUint32(16, vocabSize, true);
+  dv.setUint32(20, enIds.length, true);
+  dv.setUint32(24, xxIds.length, true);
+  let off = 32;
+  new Uint32Array(buf.buffer, off, n + 1).set(enOffsets);
+  off += 4 * (n + 1);
+  new Uint32Array(buf.buffer, off, n + 1).set(xxOffsets);
+  off += 4 * (n + 1);
+  const Ids = idBytes === 2 ? Uint16Array : Uint32Array;
+  new Ids(buf.buffer, off, enIds.length).set(enIds);
+  off += idBytes * enIds.length;
+  new Ids(buf.buffer, off, xxIds.length).set(xxIds);
+  await writeFileAtomic(file, buf);
 }
 
 /** Reads a token file; BAD_CORPUS names the file and what is wrong. */

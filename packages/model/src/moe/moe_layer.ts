@@ -151,19 +151,23 @@ export class MoeLayer {
     );
     this.residual = c.residual
       ? {
-          w1: variable(
-            randomNormal([dModel, c.dFF], 0, 1 / Math.sqrt(dModel), "float32", seed + 7),
-            trainable,
-            `${name}.residual.w1`,
+          w1: tidy(() =>
+            variable(
+              randomNormal([dModel, c.dFF], 0, 1 / Math.sqrt(dModel), "float32", seed + 7),
+              trainable,
+              `${name}.residual.w1`,
+            ),
           ),
-          b1: variable(zeros([c.dFF]), trainable, `${name}.residual.b1`),
-          w2: variable(
-            randomNormal([c.dFF, dModel], 0, 1 / Math.sqrt(c.dFF), "float32", seed + 8),
-            trainable,
-            `${name}.residual.w2`,
+          b1: tidy(() => variable(zeros([c.dFF]), trainable, `${name}.residual.b1`)),
+          w2: tidy(() =>
+            variable(
+              randomNormal([c.dFF, dModel], 0, 1 / Math.sqrt(c.dFF), "float32", seed + 8),
+              trainable,
+              `${name}.residual.w2`,
+            ),
           ),
-          b2: variable(zeros([dModel]), trainable, `${name}.residual.b2`),
-          coef: variable(zeros([dModel, 2]), trainable, `${name}.residual.coef`),
+          b2: tidy(() => variable(zeros([dModel]), trainable, `${name}.residual.b2`)),
+          coef: tidy(() => variable(zeros([dModel, 2]), trainable, `${name}.residual.coef`)),
         }
       : null;
   }

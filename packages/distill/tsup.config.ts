@@ -1,0 +1,3 @@
+import { definePackageBuild } from "@polymoe/tsup-config";
+
+export default definePackageBuild();

@@ -1,0 +1,3 @@
+import { definePackageConfig } from "@polymoe/vitest-config";
+
+export default definePackageConfig();
