@@ -4,7 +4,7 @@
 // process (native backend).
 //
 //   pnpm bench:decode [--tokenmoe DIR] [--taskmoe DIR] [--direction en-fr]
-//                     [--length 32] [--sentences 64] [--train-steps 30] [--corpus DIR]
+//                     [--length 32] [--sentences 64] [--train-steps 30] [--corpus DIR] [--rounds 3]
 //
 // Without --tokenmoe/--taskmoe, both models are trained here for --train-steps
 // steps from the `quick` config with 32 experts in the decoder's MoE layers
@@ -33,6 +33,7 @@ const { values: args } = parseArgs({
     sentences: { type: "string", default: "64" },
     "b1-sentences": { type: "string", default: "16" },
     "train-steps": { type: "string", default: "30" },
+    rounds: { type: "string", default: "3" },
     keep: { type: "boolean", default: false },
   },
 });
@@ -40,6 +41,7 @@ const L = Number(args.length);
 const nSentences = Number(args.sentences);
 const nB1 = Number(args["b1-sentences"]);
 const trainSteps = Number(args["train-steps"]);
+const rounds = Number(args.rounds);
 const [srcLang, tgtLang] = args.direction.split("-") as [string, string];
 
 const backend = await useBackend("native");
@@ -118,13 +120,23 @@ function throughput(m: LoadedModel, sents: readonly string[], batch: number, rep
 }
 
 console.log(
-  `\ndecoding ${args.direction}: ${sources.length} dev sentences at batch 32, ${Math.min(nB1, sources.length)} at batch 1; every output ${L} tokens; greedy\n`,
+  `\ndecoding ${args.direction}: ${sources.length} dev sentences at batch 32, ${Math.min(nB1, sources.length)} at batch 1; every output ${L} tokens; greedy; best of ${rounds} alternating rounds\n`,
 );
 const rows: [string, number, number, number, number][] = [];
 const figures: Record<string, number> = {};
+// Rounds alternate the models (so a slow spell of a shared machine hits all of
+// them alike); each model's figure is its best round.
+const best = new Map<string, { b32: number; b1: number }>();
+for (let round = 0; round < rounds; round++) {
+  for (const [name, m] of Object.entries(models)) {
+    const b32 = throughput(m, sources, 32);
+    const b1 = throughput(m, sources.slice(0, nB1), 1, 1);
+    const prev = best.get(name) ?? { b32: 0, b1: 0 };
+    best.set(name, { b32: Math.max(prev.b32, b32), b1: Math.max(prev.b1, b1) });
+  }
+}
 for (const [name, m] of Object.entries(models)) {
-  const b32 = throughput(m, sources, 32);
-  const b1 = throughput(m, sources.slice(0, nB1), 1, 1);
+  const { b32, b1 } = best.get(name) as { b32: number; b1: number };
   figures[`tokens_per_s_${name}_b32`] = +b32.toFixed(1);
   figures[`tokens_per_s_${name}_b1`] = +b1.toFixed(1);
   rows.push([name, m.model.numParameters(), decoderParams(m), b32, b1]);
