@@ -1,3 +1,3 @@
 import { definePackageBuild } from "@polymoe/tsup-config";
 
-export default definePackageBuild();
+export default definePackageBuild({ entry: ["src/index.ts", "src/testing.ts"] });

@@ -15,6 +15,7 @@ import {
 } from "@polymoe/data";
 import { type ModelConfigInput, Transformer } from "@polymoe/model";
 import { type BatchSource, CHECKPOINT_FORMAT, type CheckpointState, saveCheckpoint } from "@polymoe/train";
+import { SyntheticSource, VOCAB } from "@polymoe/train/testing";
 import * as tf from "@tensorflow/tfjs-core";
 
 import type { KeyedBatch } from "../src/index.js";
@@ -22,86 +23,23 @@ import { uniq } from "./helpers.js";
 
 export const tempDir = (prefix = "polymoe-distill-") => mkdtempSync(path.join(tmpdir(), prefix));
 
-export const VOCAB = 24;
-const BOS = 1;
-const EOS = 2;
+export { VOCAB };
 
 /**
- * A deterministic multitask stream of keyed batches (three "languages" that copy, reverse or
- * shift the source), variable lengths with padding. Its state is the number of batches drawn.
+ * The trainer's deterministic multitask stream (three "languages" that copy, reverse or shift
+ * the source; variable lengths with padding), each batch keyed by its position in the stream.
  */
-export class KeyedSource implements BatchSource<KeyedBatch> {
-  position = 0;
-  constructor(
-    readonly batch = 6,
-    readonly maxLen = 6,
-    readonly seed = 1,
-  ) {}
-
-  make(pos: number): KeyedBatch {
-    let s = (this.seed * 7919 + pos * 104729) >>> 0 || 1;
-    const rnd = () => {
-      s ^= s << 13;
-      s ^= s >>> 17;
-      s ^= s << 5;
-      return (s >>> 0) / 4294967296;
-    };
-    const B = this.batch;
-    const S = this.maxLen + 2;
-    const T = this.maxLen + 1;
-    const srcMask = new Float32Array(B * S);
-    const tgtMask = new Float32Array(B * T);
-    const b: KeyedBatch = {
-      step: pos,
-      epoch: 0,
-      size: B,
-      srcLen: S,
-      tgtLen: T,
-      srcIds: new Int32Array(B * S),
-      srcMask,
-      tgtInIds: new Int32Array(B * T),
-      tgtOutIds: new Int32Array(B * T),
-      tgtMask,
-      targetLangIds: new Int32Array(B),
-      pairIds: new Int32Array(B),
-      taskTypeIds: new Int32Array(B),
-      srcTokens: 0,
-      tgtTokens: 0,
-    };
-    for (let i = 0; i < B; i++) {
-      const lang = Math.floor(rnd() * 3);
-      const len = 2 + Math.floor(rnd() * (this.maxLen - 2));
-      const toks = Array.from({ length: len }, () => 6 + Math.floor(rnd() * (VOCAB - 7)));
-      const out = lang === 0 ? toks : lang === 1 ? toks.slice().reverse() : toks.map((t) => t + 1);
-      b.targetLangIds[i] = lang;
-      b.pairIds[i] = lang;
-      b.srcIds[i * S] = 3 + lang;
-      for (let j = 0; j < len; j++) b.srcIds[i * S + 1 + j] = toks[j] as number;
-      b.srcIds[i * S + len + 1] = EOS;
-      for (let j = 0; j <= len + 1; j++) srcMask[i * S + j] = 1;
-      b.tgtInIds[i * T] = BOS;
-      for (let j = 0; j < len; j++) {
-        b.tgtInIds[i * T + j + 1] = out[j] as number;
-        b.tgtOutIds[i * T + j] = out[j] as number;
-      }
-      b.tgtOutIds[i * T + len] = EOS;
-      for (let j = 0; j <= len; j++) tgtMask[i * T + j] = 1;
-      b.srcTokens += len + 2;
-      b.tgtTokens += len + 1;
-    }
-    return b;
+export class KeyedSource extends SyntheticSource implements BatchSource<KeyedBatch> {
+  constructor(batch = 6, maxLen = 6, seed = 1) {
+    super(batch, maxLen, seed);
   }
 
-  next(): IteratorResult<KeyedBatch> {
+  override make(pos: number): KeyedBatch {
+    return { step: pos, ...super.make(pos) };
+  }
+
+  override next(): IteratorResult<KeyedBatch> {
     return { done: false, value: this.make(this.position++) };
-  }
-
-  state(): { position: number } {
-    return { position: this.position };
-  }
-
-  restore(state: { position: number }): void {
-    this.position = state.position;
   }
 }
 
