@@ -1,4 +1,37 @@
+import { type ParseArgsConfig, parseArgs } from "node:util";
+
 import { BACKEND_CHOICES, type BackendChoice, useBackend } from "@polymoe/kernels";
+
+export type Flags = Record<string, string | boolean | undefined>;
+
+/**
+ * A subcommand's flags (`--help`/`-h` added), or the exit code to return at
+ * once: 0 after printing `usage` for --help, 2 after one line naming a flag
+ * that is unknown or malformed.
+ */
+export function parseFlags(
+  cmd: string,
+  usage: string,
+  argv: string[],
+  options: NonNullable<ParseArgsConfig["options"]>,
+): Flags | number {
+  let values: Flags;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: { ...options, help: { type: "boolean", short: "h", default: false } },
+      strict: true,
+    }));
+  } catch (e) {
+    console.error(`polymoe ${cmd}: ${(e as Error).message}`);
+    return 2;
+  }
+  if (values.help) {
+    console.log(usage);
+    return 0;
+  }
+  return values;
+}
 
 /** One line on stderr and the exit code for errors users can fix (PolyMoE error classes carry a `code`). */
 export function failure(cmd: string, e: unknown): number {

@@ -1,7 +1,6 @@
 // `polymoe eval`: translate a split with a checkpoint and score every direction.
 import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { parseArgs } from "node:util";
 
 import {
   evaluate,
@@ -13,7 +12,7 @@ import {
   reportPlots,
 } from "@polymoe/eval";
 
-import { failure, positiveInt, SPLIT_ALIASES, selectBackend } from "./common.js";
+import { failure, parseFlags, positiveInt, SPLIT_ALIASES, selectBackend } from "./common.js";
 import type { Command } from "./score.js";
 
 const USAGE = `usage: polymoe eval --checkpoint DIR [--split test|dev|udhr|handbook|NAME] [options]
@@ -39,34 +38,20 @@ usage per direction) and the hypotheses.
 export const command: Command = {
   summary: "evaluate a checkpoint per language",
   async run(argv) {
-    let values: Record<string, string | boolean | undefined>;
-    try {
-      ({ values } = parseArgs({
-        args: argv,
-        options: {
-          checkpoint: { type: "string" },
-          split: { type: "string", default: "test" },
-          beam: { type: "string" },
-          "length-penalty": { type: "string" },
-          batch: { type: "string" },
-          "max-sentences": { type: "string" },
-          directions: { type: "string" },
-          out: { type: "string" },
-          corpus: { type: "string" },
-          backend: { type: "string" },
-          json: { type: "boolean", default: false },
-          help: { type: "boolean", short: "h", default: false },
-        },
-        strict: true,
-      }));
-    } catch (e) {
-      console.error(`polymoe eval: ${(e as Error).message}`);
-      return 2;
-    }
-    if (values.help) {
-      console.log(USAGE);
-      return 0;
-    }
+    const values = parseFlags("eval", USAGE, argv, {
+      checkpoint: { type: "string" },
+      split: { type: "string", default: "test" },
+      beam: { type: "string" },
+      "length-penalty": { type: "string" },
+      batch: { type: "string" },
+      "max-sentences": { type: "string" },
+      directions: { type: "string" },
+      out: { type: "string" },
+      corpus: { type: "string" },
+      backend: { type: "string" },
+      json: { type: "boolean", default: false },
+    });
+    if (typeof values === "number") return values;
     if (!values.checkpoint) {
       console.error("polymoe eval: --checkpoint DIR is required (a run directory or a checkpoint)");
       return 2;

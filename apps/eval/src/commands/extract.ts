@@ -1,9 +1,8 @@
 // `polymoe extract`: a TaskMoE checkpoint's subnetwork for one task.
-import { parseArgs } from "node:util";
 
 import { extractTask } from "@polymoe/eval";
 
-import { failure } from "./common.js";
+import { failure, parseFlags } from "./common.js";
 import type { Command } from "./score.js";
 
 const USAGE = `usage: polymoe extract --checkpoint DIR --task LANG|PAIR --out DIR [--corpus DIR]
@@ -22,27 +21,13 @@ const mb = (b: number) => `${(b / 1024 / 1024).toFixed(2)} MB`;
 export const command: Command = {
   summary: "extract a task's subnetwork",
   async run(argv) {
-    let values: Record<string, string | boolean | undefined>;
-    try {
-      ({ values } = parseArgs({
-        args: argv,
-        options: {
-          checkpoint: { type: "string" },
-          task: { type: "string" },
-          out: { type: "string" },
-          corpus: { type: "string" },
-          help: { type: "boolean", short: "h", default: false },
-        },
-        strict: true,
-      }));
-    } catch (e) {
-      console.error(`polymoe extract: ${(e as Error).message}`);
-      return 2;
-    }
-    if (values.help) {
-      console.log(USAGE);
-      return 0;
-    }
+    const values = parseFlags("extract", USAGE, argv, {
+      checkpoint: { type: "string" },
+      task: { type: "string" },
+      out: { type: "string" },
+      corpus: { type: "string" },
+    });
+    if (typeof values === "number") return values;
     for (const req of ["checkpoint", "task", "out"]) {
       if (!values[req]) {
         console.error(`polymoe extract: --${req} is required\n${USAGE.split("\n")[0]}`);

@@ -1,12 +1,11 @@
 // `polymoe prune`: keep the N most-used experts per layer and report BLEU against N.
 import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { parseArgs } from "node:util";
 
 import { evaluate, expertUsage, loadModel, loadSplit, pruneExperts, usageTotals } from "@polymoe/eval";
 import { lineChart } from "@polymoe/plot";
 
-import { failure, positiveInt, SPLIT_ALIASES, selectBackend } from "./common.js";
+import { failure, parseFlags, positiveInt, SPLIT_ALIASES, selectBackend } from "./common.js";
 import type { Command } from "./score.js";
 
 const USAGE = `usage: polymoe prune --checkpoint DIR --keep N[,N...] [--per-task TASK] [options]
@@ -28,32 +27,18 @@ BLEU against N (prune.md, prune.svg).
 export const command: Command = {
   summary: "prune experts",
   async run(argv) {
-    let values: Record<string, string | boolean | undefined>;
-    try {
-      ({ values } = parseArgs({
-        args: argv,
-        options: {
-          checkpoint: { type: "string" },
-          keep: { type: "string" },
-          "per-task": { type: "string" },
-          split: { type: "string", default: "dev" },
-          "max-sentences": { type: "string" },
-          beam: { type: "string" },
-          out: { type: "string" },
-          corpus: { type: "string" },
-          backend: { type: "string" },
-          help: { type: "boolean", short: "h", default: false },
-        },
-        strict: true,
-      }));
-    } catch (e) {
-      console.error(`polymoe prune: ${(e as Error).message}`);
-      return 2;
-    }
-    if (values.help) {
-      console.log(USAGE);
-      return 0;
-    }
+    const values = parseFlags("prune", USAGE, argv, {
+      checkpoint: { type: "string" },
+      keep: { type: "string" },
+      "per-task": { type: "string" },
+      split: { type: "string", default: "dev" },
+      "max-sentences": { type: "string" },
+      beam: { type: "string" },
+      out: { type: "string" },
+      corpus: { type: "string" },
+      backend: { type: "string" },
+    });
+    if (typeof values === "number") return values;
     if (!values.checkpoint || !values.keep) {
       console.error(`polymoe prune: --checkpoint and --keep are required\n${USAGE.split("\n")[0]}`);
       return 2;
