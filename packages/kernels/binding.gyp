@@ -9,6 +9,7 @@
         "native/src/reduce.cc",
         "native/src/transpose.cc",
         "native/src/norm.cc",
+        "native/src/attention.cc",
         "native/src/gather.cc",
         "native/src/slice.cc",
         "native/src/peak.cc",

@@ -5,6 +5,7 @@
 //
 //   pnpm bench:decode [--tokenmoe DIR] [--taskmoe DIR] [--direction en-fr]
 //                     [--length 32] [--sentences 64] [--train-steps 30] [--corpus DIR] [--rounds 3]
+//                     [--profile]
 //
 // Without --tokenmoe/--taskmoe, both models are trained here for --train-steps
 // steps from the `quick` config with 32 experts in the decoder's MoE layers
@@ -12,7 +13,9 @@
 // same expert shapes; only the decoder's router differs (token top-2 vs
 // target-language). Every output is forced to exactly --length tokens
 // (eos barred before it), so the three models decode the same number of
-// tokens whatever their quality. Last line: one JSON object of the figures.
+// tokens whatever their quality. --profile adds, per model, the kernels that
+// one batch-32 pass spends its time in (tf.profile). Last line: one JSON
+// object of the figures.
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -22,6 +25,7 @@ import { readConfigFile, resolveRunConfig, runTraining } from "@polymoe/app-trai
 import { openCorpus } from "@polymoe/data";
 import { extractTask, type LoadedModel, loadModel, loadSplit, translate } from "@polymoe/eval";
 import { useBackend } from "@polymoe/kernels";
+import { profile } from "@tensorflow/tfjs-core";
 
 const { values: args } = parseArgs({
   options: {
@@ -35,6 +39,7 @@ const { values: args } = parseArgs({
     "train-steps": { type: "string", default: "30" },
     rounds: { type: "string", default: "3" },
     keep: { type: "boolean", default: false },
+    profile: { type: "boolean", default: false },
   },
 });
 const L = Number(args.length);
@@ -156,6 +161,36 @@ console.log(
     `\nextracted: ${((100 * ext[1]) / full[1]).toFixed(1)}% of the parameters, ${((100 * ext[2]) / full[2]).toFixed(1)}% of the decoder, ` +
     `checkpoint ${(extraction.bytes / 2 ** 20).toFixed(1)} MB vs ${(extraction.sourceBytes / 2 ** 20).toFixed(1)} MB`,
 );
+if (args.profile) {
+  for (const [name, m] of Object.entries(models)) {
+    const info = await profile(() => {
+      translate(m.model, m.tokenizer, m.space, sources.slice(0, 32), srcLang, tgtLang, {
+        batchSize: 32,
+        beamSize: 1,
+        minLength: L,
+        maxLenRatio: 0,
+        maxLenOffset: L,
+      });
+    });
+    const byKernel = new Map<string, { ms: number; calls: number }>();
+    let total = 0;
+    for (const k of info.kernels) {
+      const e = byKernel.get(k.name) ?? { ms: 0, calls: 0 };
+      e.ms += k.kernelTimeMs as number;
+      e.calls++;
+      total += k.kernelTimeMs as number;
+      byKernel.set(k.name, e);
+    }
+    console.log(
+      `\nprofile ${name}: ${info.kernels.length} kernel calls, ${total.toFixed(0)} ms of kernel time for ${32 * L} tokens`,
+    );
+    for (const [k, e] of [...byKernel].sort((a, b) => b[1].ms - a[1].ms).slice(0, 10)) {
+      console.log(
+        `  ${k.padEnd(28)} ${e.ms.toFixed(1).padStart(8)} ms ${((100 * e.ms) / total).toFixed(0).padStart(3)}% ${String(e.calls).padStart(6)} calls`,
+      );
+    }
+  }
+}
 for (const m of Object.values(models)) m.model.dispose();
 if (!args.keep) rmSync(work, { recursive: true, force: true });
 else console.log(`(models kept in ${work})`);

@@ -67,6 +67,22 @@ export interface NativeAddon {
   ): void;
   transpose(x: Float32Array, shape: readonly number[], perm: readonly number[], out: Float32Array): void;
   softmax(x: Float32Array, out: Float32Array, rows: number, cols: number, log: boolean): void;
+  /** Attention of T queries over the first L of S cached rows (see native/src/shape_ops.h). */
+  cachedAttention(
+    q: Float32Array,
+    k: Float32Array,
+    v: Float32Array,
+    mask: Float32Array | null,
+    out: Float32Array,
+    B: number,
+    T: number,
+    S: number,
+    L: number,
+    H: number,
+    D: number,
+    scale: number,
+    causal: boolean,
+  ): void;
   layerNorm(
     x: Float32Array,
     gamma: Float32Array | null,

@@ -4,6 +4,12 @@ export { addonPath, type NativeAddon, type NativeInfo } from "./addon.js";
 export { NATIVE_BACKEND_NAME } from "./backend.js";
 export { KernelError, type KernelErrorCode } from "./errors.js";
 export {
+  CachedAttention,
+  type CachedAttentionAttrs,
+  type CachedAttentionInputs,
+  CacheWrite,
+  type CacheWriteAttrs,
+  type CacheWriteInputs,
   Dropout,
   type DropoutAttrs,
   type DropoutInputs,
@@ -33,6 +39,7 @@ export {
 } from "./kernel_names.js";
 export { nativeAddon, nativeInfo, setNumThreads } from "./native.js";
 export { experimental_nativeValues } from "./native_values.js";
+export { type CachedAttentionOptions, cachedAttention, kvCacheAppend } from "./ops/attention.js";
 export { dropout } from "./ops/dropout.js";
 export { gelu, geluComposite } from "./ops/gelu.js";
 export { groupedMatMul } from "./ops/grouped_matmul.js";

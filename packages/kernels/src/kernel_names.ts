@@ -86,3 +86,31 @@ export interface DropoutAttrs {
   /** In [0, 2^32). */
   seed: number;
 }
+
+/**
+ * Attention of a few queries over cached keys/values (incremental decoding;
+ * forward only): q [B, T, H*D], k and v [B, S, H*D] of which the first
+ * `length` rows are valid, mask (optional) additive with B * length elements
+ * -> [B, T, H*D]. Per head h: softmax(scale * q_h k_h^T + mask) v_h; causal:
+ * query t (position length - T + t) sees keys up to its own position.
+ */
+export const CachedAttention = "polymoe.CachedAttention";
+export type CachedAttentionInputs = Pick<NamedTensorInfoMap, "q" | "k" | "v" | "mask">;
+export interface CachedAttentionAttrs {
+  heads: number;
+  length: number;
+  scale: number;
+  causal: boolean;
+}
+
+/**
+ * Writes x [B, T, M] into rows [pos, pos + T) of cache [B, S, M] IN PLACE and
+ * returns the cache (the same storage): a preallocated key/value cache grows
+ * without copying. Only for caches the caller owns alone (decoding state);
+ * tensors sharing the storage see the write.
+ */
+export const CacheWrite = "polymoe.CacheWrite";
+export type CacheWriteInputs = Pick<NamedTensorInfoMap, "cache" | "x">;
+export interface CacheWriteAttrs {
+  pos: number;
+}

@@ -19,6 +19,7 @@ import { geluGradConfig } from "./gradients/Gelu_grad.js";
 import { groupedMatMulGradConfig } from "./gradients/Grouped_grad.js";
 import { layerNormGradConfig } from "./gradients/LayerNorm_grad.js";
 import { moeCombineGradConfig, moeDispatchGradConfig } from "./gradients/Moe_grad.js";
+import { cachedAttentionKernel, cacheWriteKernel } from "./kernels/attention.js";
 import { batchMatMulKernel } from "./kernels/BatchMatMul.js";
 import { binaryKernels } from "./kernels/binary.js";
 import { dropoutKernel } from "./kernels/Dropout.js";
@@ -64,6 +65,8 @@ export const NATIVE_KERNELS: readonly NativeKernel[] = [
   groupedMatMulKernel,
   groupedMatMulGradWKernel,
   dropoutKernel,
+  cachedAttentionKernel,
+  cacheWriteKernel,
 ];
 
 // LogSoftmax needs none of ours: @tensorflow/tfjs registers its gradient.

@@ -1,9 +1,9 @@
 // Multi-head attention. Axis legend: B batch, T query length, S key length,
 // H heads, D head width (dModel / H), M model width.
+import { cachedAttention, kvCacheAppend } from "@polymoe/kernels";
 import type { Rng } from "@polymoe/routers";
 import {
   add,
-  concat,
   matMul,
   mul,
   reshape,
@@ -11,6 +11,7 @@ import {
   softmax,
   type Tensor,
   type Tensor2D,
+  type Tensor3D,
   type Tensor4D,
   transpose,
 } from "@tensorflow/tfjs-core";
@@ -21,6 +22,17 @@ import { applyLinear, drop, type Linear, linear, type ParamStore } from "./layer
 export interface KVCache {
   k: Tensor4D;
   v: Tensor4D;
+}
+
+/**
+ * Keys and values in the decoding layout: <float32>[B, rows, M], heads
+ * interleaved in the last axis as the projections produce them. A
+ * self-attention cache may hold more rows than are filled (preallocated on the
+ * native backend); the decoder state says how many are valid.
+ */
+export interface RowKV {
+  k: Tensor3D;
+  v: Tensor3D;
 }
 
 export class MultiHeadAttention {
@@ -63,9 +75,61 @@ export class MultiHeadAttention {
     };
   }
 
+  /** Keys and values of `memory` [B*S, M] in the decoding layout (cross-attention, once per source). */
+  projectRows(memory: Tensor2D, B: number, S: number): RowKV {
+    const M = this.dModel;
+    const kv = this.cross ? applyLinear(this.kv as Linear, memory) : applyLinear(this.qkv as Linear, memory);
+    const off = this.cross ? 0 : M;
+    return {
+      k: reshape(slice(kv, [0, off], [B * S, M]), [B, S, M]) as Tensor3D,
+      v: reshape(slice(kv, [0, off + M], [B * S, M]), [B, S, M]) as Tensor3D,
+    };
+  }
+
+  /**
+   * Incremental decoding (eval mode), x: <float32>[B*T, M] for the T new
+   * positions starting at `pos`. Self-attention appends their keys/values to
+   * `cache` (null at the first step; at most `capacity` rows) and attends
+   * causally over rows [0, pos + T); cross-attention attends over `kv` with
+   * the additive source mask. Returns the output [B*T, M] and the cache.
+   */
+  step(
+    x: Tensor2D,
+    B: number,
+    T: number,
+    opts: { cache: RowKV | null; pos: number; capacity: number } | { kv: RowKV; mask: Tensor },
+  ): { y: Tensor2D; kv: RowKV } {
+    const M = this.dModel;
+    const rows = (t: Tensor) => reshape(t, [B, T, M]) as Tensor3D;
+    let q: Tensor3D;
+    let kv: RowKV;
+    let length: number;
+    let mask: Tensor | null = null;
+    if ("kv" in opts) {
+      if (!this.cross) throw new Error("self-attention steps take a cache, not memory keys/values");
+      q = rows(applyLinear(this.q as Linear, x));
+      kv = opts.kv;
+      length = kv.k.shape[1];
+      mask = opts.mask;
+    } else {
+      if (this.cross) throw new Error("cross-attention steps need the memory's keys and values");
+      const qkv = applyLinear(this.qkv as Linear, x);
+      q = rows(slice(qkv, [0, 0], [B * T, M]));
+      const k = rows(slice(qkv, [0, M], [B * T, M]));
+      const v = rows(slice(qkv, [0, 2 * M], [B * T, M]));
+      kv = {
+        k: kvCacheAppend(opts.cache?.k ?? null, k, opts.pos, opts.capacity),
+        v: kvCacheAppend(opts.cache?.v ?? null, v, opts.pos, opts.capacity),
+      };
+      length = opts.pos + T;
+    }
+    const ctx = cachedAttention(q, kv.k, kv.v, { heads: this.heads, length, mask, causal: !this.cross });
+    return { y: applyLinear(this.out, reshape(ctx, [B * T, M]) as Tensor2D), kv };
+  }
+
   /**
    * x: <float32>[B*T, M] queries; keys/values from `kv` (cross), or from x
-   * itself (self; appended to `cache` when decoding incrementally).
+   * itself (self). Training and teacher-forced scoring; decoding uses step().
    * mask: additive, broadcastable to [B, H, T, S] (0 keep, -1e9 drop).
    * Returns the output [B*T, M] and, for self-attention, the keys/values seen.
    */
@@ -74,7 +138,7 @@ export class MultiHeadAttention {
     B: number,
     T: number,
     mask: Tensor | null,
-    opts: { training: boolean; rng: Rng; dropout: number; kv?: KVCache; cache?: KVCache },
+    opts: { training: boolean; rng: Rng; dropout: number; kv?: KVCache },
   ): { y: Tensor2D; kv: KVCache } {
     const M = this.dModel;
     let q: Tensor4D;
@@ -88,9 +152,7 @@ export class MultiHeadAttention {
       q = this.split(slice(qkv, [0, 0], [B * T, M]) as Tensor2D, B, T);
       const k = this.split(slice(qkv, [0, M], [B * T, M]) as Tensor2D, B, T);
       const v = this.split(slice(qkv, [0, 2 * M], [B * T, M]) as Tensor2D, B, T);
-      kv = opts.cache
-        ? { k: concat([opts.cache.k, k], 2) as Tensor4D, v: concat([opts.cache.v, v], 2) as Tensor4D }
-        : { k, v };
+      kv = { k, v };
     }
     let scores = mul(matMul(q, kv.k, false, true), 1 / Math.sqrt(this.headDim)); // [B, H, T, S]
     if (mask) scores = add(scores, mask);

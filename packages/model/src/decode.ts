@@ -84,7 +84,8 @@ export function decode(model: Transformer, src: SourceBatch, opts: DecodeOptions
 
   // Rows are sentence-major: row = b * K + k.
   let mem = model.encode(src, rng);
-  let state = model.initialState();
+  // Caches sized for this batch's longest output (+ bos), not the model's maxLength.
+  let state = model.initialState(Math.min(model.config.maxLength, longest + 1));
   if (K > 1) {
     const rows = Int32Array.from({ length: B * K }, (_, r) => Math.floor(r / K));
     const expanded = model.reorder(mem, state, rows);

@@ -1,5 +1,5 @@
 // @polymoe/model: PolyMoE's model layers.
-export type { KVCache } from "./attention.js";
+export type { KVCache, RowKV } from "./attention.js";
 export { ModelConfig, type ModelConfigInput, MoePlacement, moeLayerIndices, TaskKey } from "./config.js";
 export { type DecodeOptions, decode, greedyDecode, type Hypothesis, type SourceBatch } from "./decode.js";
 export { ModelError, type ModelErrorCode } from "./errors.js";

@@ -27,7 +27,7 @@ import {
   type Variable,
 } from "@tensorflow/tfjs-core";
 
-import { type KVCache, MultiHeadAttention } from "./attention.js";
+import { MultiHeadAttention, type RowKV } from "./attention.js";
 import {
   ModelConfig,
   type ModelConfigInput,
@@ -109,15 +109,21 @@ export interface EncoderMemory {
   out: Tensor2D;
   /** <float32>[B, 1, 1, S] additive source-padding mask. */
   mask: Tensor4D;
-  /** Cross-attention keys/values per decoder layer. */
-  crossKV: KVCache[];
+  /** Cross-attention keys/values per decoder layer, <float32>[B, S, M] each. */
+  crossKV: RowKV[];
   taskIds: Partial<Record<TaskKey, Int32Array>>;
 }
 
-/** Incremental decoder state: self-attention caches per layer and the next position. */
+/**
+ * Incremental decoder state: self-attention caches per layer ([B, rows, M],
+ * rows [0, position) valid), the next position, and the most positions the
+ * caches may hold. On the native backend a step writes the caches in place: a
+ * state's caches belong to it alone (reorder copies them).
+ */
 export interface DecoderState {
   position: number;
-  self: (KVCache | null)[];
+  capacity: number;
+  self: (RowKV | null)[];
 }
 
 /** Where a rank's share of one expert parameter sits in the layer's full tensor. */
@@ -570,15 +576,22 @@ export class Transformer {
     const kept = tidy(() => {
       const { out, mask } = this.encodeRows(batch, ctx, [], { aux: [], z: [] });
       const crossKV = this.decoder.map((b) =>
-        (b.cross as MultiHeadAttention).projectKV(out, batch.batch, batch.srcLen),
+        (b.cross as MultiHeadAttention).projectRows(out, batch.batch, batch.srcLen),
       );
       return { out, mask, crossKV } as unknown as TensorContainer;
     }) as unknown as Pick<EncoderMemory, "out" | "mask" | "crossKV">;
     return { B: batch.batch, S: batch.srcLen, ...kept, taskIds: batch.taskIds };
   }
 
-  initialState(): DecoderState {
-    return { position: 0, self: this.decoder.map(() => null) };
+  /** State before the first step; `capacity`: the most positions decoded (default model.maxLength). */
+  initialState(capacity = this.config.maxLength): DecoderState {
+    if (!Number.isInteger(capacity) || capacity < 1 || capacity > this.config.maxLength) {
+      throw new ModelError(
+        "INVALID_ARGUMENT",
+        `initialState: capacity must be an integer in [1, ${this.config.maxLength}] (model.maxLength), got ${capacity}`,
+      );
+    }
+    return { position: 0, capacity, self: this.decoder.map(() => null) };
   }
 
   /**
@@ -598,29 +611,30 @@ export class Transformer {
       throw new ModelError("SHAPE_MISMATCH", `decodeStep: ${tokens.length} tokens for ${B} sentences`);
     const ctx = { training: false, rng };
     const mask = new Uint8Array(B).fill(1);
+    if (state.position >= state.capacity) {
+      throw new ModelError(
+        "INVALID_ARGUMENT",
+        `decodeStep: position ${state.position} is past the state's capacity ${state.capacity} (initialState(capacity))`,
+      );
+    }
     const kept = tidy(() => {
       let x = this.embedTokens(tokens, B, 1, state.position);
-      const self: KVCache[] = [];
+      const self: RowKV[] = [];
       this.decoder.forEach((b, i) => {
-        const opts = { training: false, rng, dropout: 0 };
-        const cache = state.self[i] ?? undefined;
-        const a = b.self.apply(
-          applyNorm(b.ln1, x, c.layerNormEps),
-          B,
-          1,
-          null,
-          cache ? { ...opts, cache } : opts,
-        );
+        const a = b.self.step(applyNorm(b.ln1, x, c.layerNormEps), B, 1, {
+          cache: state.self[i] ?? null,
+          pos: state.position,
+          capacity: state.capacity,
+        });
         self.push(a.kv);
         x = add(x, a.y) as Tensor2D;
-        const xa = (b.cross as MultiHeadAttention).apply(
+        const xa = (b.cross as MultiHeadAttention).step(
           applyNorm(b.lnCross as Norm, x, c.layerNormEps),
           B,
           1,
-          mem.mask,
           {
-            ...opts,
-            kv: mem.crossKV[i] as KVCache,
+            kv: mem.crossKV[i] as RowKV,
+            mask: mem.mask,
           },
         );
         x = add(x, xa.y) as Tensor2D;
@@ -632,8 +646,11 @@ export class Transformer {
       });
       const logits = matMul(applyNorm(this.decNorm, x, c.layerNormEps), this.embed, false, true) as Tensor2D;
       return { logits, self } as unknown as TensorContainer;
-    }) as unknown as { logits: Tensor2D; self: KVCache[] };
-    return { logits: kept.logits, state: { position: state.position + 1, self: kept.self } };
+    }) as unknown as { logits: Tensor2D; self: RowKV[] };
+    return {
+      logits: kept.logits,
+      state: { position: state.position + 1, capacity: state.capacity, self: kept.self },
+    };
   }
 
   /**
@@ -647,7 +664,7 @@ export class Transformer {
   ): { mem: EncoderMemory; state: DecoderState } {
     const M = this.config.dModel;
     const idx = tensor1d(index, "int32");
-    const rows = (t: Tensor4D) => gather(t, idx) as Tensor4D;
+    const rows = <T extends Tensor>(t: T) => gather(t, idx) as T;
     const taskIds: Partial<Record<TaskKey, Int32Array>> = {};
     for (const [k, v] of Object.entries(mem.taskIds))
       taskIds[k as TaskKey] = Int32Array.from(index, (i) => v[i] as number);
@@ -665,6 +682,7 @@ export class Transformer {
       },
       state: {
         position: state.position,
+        capacity: state.capacity,
         self: state.self.map((kv) => (kv ? { k: rows(kv.k), v: rows(kv.v) } : null)),
       },
     };

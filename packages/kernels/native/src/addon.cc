@@ -262,6 +262,26 @@ Napi::Value Softmax(const Napi::CallbackInfo& info) {
   return guarded(info, [&] { polymoe::softmax(x.data, out.data, rows, cols, log); });
 }
 
+// cachedAttention(q, k, v, mask|null, out, B, T, S, L, H, D, scale, causal)
+Napi::Value CachedAttention(const Napi::CallbackInfo& info) {
+  F32 q = f32_arg(info, 0, "q"), k = f32_arg(info, 1, "k"), v = f32_arg(info, 2, "v");
+  F32 mask = f32_opt(info, 3, "mask"), out = f32_arg(info, 4, "out");
+  const i64 B = int_arg(info, 5, "B"), T = int_arg(info, 6, "T"), S = int_arg(info, 7, "S");
+  const i64 L = int_arg(info, 8, "L"), H = int_arg(info, 9, "H"), D = int_arg(info, 10, "D");
+  if (!info[11].IsNumber()) throw Napi::TypeError::New(info.Env(), "scale must be a number");
+  const float scale = info[11].As<Napi::Number>().FloatValue();
+  const bool causal = info[12].ToBoolean();
+  if (L > S) throw Napi::RangeError::New(info.Env(), "cachedAttention: length " + std::to_string(L) + " exceeds the cache's " + std::to_string(S) + " rows");
+  need(info, q.length, B * T * H * D, "q");
+  need(info, k.length, B * S * H * D, "k");
+  need(info, v.length, B * S * H * D, "v");
+  need(info, out.length, B * T * H * D, "out");
+  if (mask.data) need(info, mask.length, B * L, "mask");
+  return guarded(info, [&] {
+    polymoe::cached_attention(q.data, k.data, v.data, mask.data, out.data, B, T, S, L, H, D, scale, causal);
+  });
+}
+
 // layerNorm(x, gamma|null, beta|null, y, rows, cols, eps)
 Napi::Value LayerNorm(const Napi::CallbackInfo& info) {
   F32 x = f32_arg(info, 0, "x"), g = f32_opt(info, 1, "gamma"), b = f32_opt(info, 2, "beta");
@@ -528,6 +548,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("reduce", Napi::Function::New(env, Reduce));
   exports.Set("transpose", Napi::Function::New(env, Transpose));
   exports.Set("softmax", Napi::Function::New(env, Softmax));
+  exports.Set("cachedAttention", Napi::Function::New(env, CachedAttention));
   exports.Set("layerNorm", Napi::Function::New(env, LayerNorm));
   exports.Set("layerNormGrad", Napi::Function::New(env, LayerNormGrad));
   exports.Set("gather", Napi::Function::New(env, Gather));

@@ -16,6 +16,15 @@ void reduce(RedOp op, const float* x, const std::vector<i64>& shape, const std::
 /** out = transpose(x, perm); out has shape[perm[i]] at dim i. */
 void transpose(const float* x, const std::vector<i64>& shape, const std::vector<i64>& perm, float* out);
 
+/**
+ * Attention of T queries over the first L of S cached keys/values, per head:
+ * q [B, T, H*D], k and v [B, S, H*D] -> out [B, T, H*D];
+ * out = softmax(scale * q k^T + mask) v, mask (optional) additive [B, L];
+ * causal: query t (at position L - T + t) sees keys 0 .. L - T + t only.
+ */
+void cached_attention(const float* q, const float* k, const float* v, const float* mask, float* out, i64 B,
+                      i64 T, i64 S, i64 L, i64 H, i64 D, float scale, bool causal);
+
 /** Row-wise softmax (log_softmax when log=true) over the last axis of [rows, cols]. */
 void softmax(const float* x, float* out, i64 rows, i64 cols, bool log);
 
