@@ -101,6 +101,9 @@ export function decode(model: Transformer, src: SourceBatch, opts: DecodeOptions
   const finished: Hypothesis[][] = Array.from({ length: B }, () => []);
   const done = new Uint8Array(B);
   let input = new Int32Array(R).fill(opts.bos);
+  const kk = 2 * K;
+  const topV = new Int32Array(kk);
+  const topS = new Float64Array(kk);
 
   for (let t = 0; t <= longest && !done.every(Boolean); t++) {
     const step = model.decodeStep(mem, state, input, rng);
@@ -131,19 +134,25 @@ export function decode(model: Transformer, src: SourceBatch, opts: DecodeOptions
           cand.push([r, forced, base + (lp[r * V + forced] as number)]);
           continue;
         }
-        // Top 2K tokens of this row (2K so that K survive eos).
-        const best: [number, number][] = [];
+        // Top 2K tokens of this row (2K so that K survive eos), by insertion
+        // into a sorted list: one comparison per token for almost all of them.
         const eosBarred = t < minLength; // t tokens generated so far
+        let n = 0;
+        const row = r * V;
         for (let v = 0; v < V; v++) {
+          const s = lp[row + v] as number;
+          if (n === kk && !(s > (topS[kk - 1] as number))) continue;
           if (eosBarred && v === opts.eos) continue;
-          const s = lp[r * V + v] as number;
-          if (best.length < 2 * K || s > (best[best.length - 1] as [number, number])[1]) {
-            best.push([v, s]);
-            best.sort((x, y) => y[1] - x[1]);
-            if (best.length > 2 * K) best.pop();
+          let i = n < kk ? n++ : kk - 1;
+          while (i > 0 && s > (topS[i - 1] as number)) {
+            topS[i] = topS[i - 1] as number;
+            topV[i] = topV[i - 1] as number;
+            i--;
           }
+          topS[i] = s;
+          topV[i] = v;
         }
-        for (const [v, s] of best) cand.push([r, v, base + s]);
+        for (let i = 0; i < n; i++) cand.push([r, topV[i] as number, base + (topS[i] as number)]);
       }
       cand.sort((x, y) => y[2] - x[2]);
       // The token chosen now is output token t + 1: the last one allowed at maxLen.
