@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One command from a fresh machine to PolyMoE's main job on its embedded default:
-# prepare the quick corpus (8 languages + English, real translations from Debian's
+# prepare the quick corpus (4 languages + English, real translations from Debian's
 # gettext catalogs and the UDHR), train the quick TaskMoE model on it, and evaluate
 # it on the held-out test split. Extra arguments go to `polymoe train`
 # (e.g. --train.maxSteps 100). Safe to run again: training resumes from its last

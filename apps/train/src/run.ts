@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 
 import {
@@ -42,6 +42,7 @@ import {
   type ParallelRuntime,
   Progress,
   type TrainBatch,
+  TrainError,
   Trainer,
   type TrainerOptions,
   type TrainSummary,
@@ -114,6 +115,34 @@ function reshardable(it: BatchIterator, log: (l: string) => void): BatchSource {
 }
 
 /** Builds the corpus if needed, the model, the data stream and the trainer, and trains. */
+/**
+ * Why a corpus the config says is built by a preset no longer matches that
+ * preset (its languages or vocabulary changed since it was prepared), or null.
+ */
+function presetMismatch(
+  manifestFile: string,
+  want: { languages: readonly string[] | "auto"; tokenizer: { vocabSize: number } },
+  preset: string,
+): string | null {
+  let have: { config?: { languages?: unknown; tokenizer?: { vocabSize?: unknown } } };
+  try {
+    have = JSON.parse(readFileSync(manifestFile, "utf8"));
+  } catch {
+    return null; // openCorpus reports an unreadable manifest with its own message
+  }
+  const langs = have.config?.languages;
+  const vocab = have.config?.tokenizer?.vocabSize;
+  const wantLangs = want.languages === "auto" ? "auto" : want.languages.join(",");
+  const haveLangs = Array.isArray(langs) ? langs.join(",") : String(langs);
+  if (haveLangs !== wantLangs || vocab !== want.tokenizer.vocabSize) {
+    return (
+      `was prepared with languages ${haveLangs} and ${String(vocab)} tokens; ` +
+      `preset ${preset} is now ${wantLangs} and ${want.tokenizer.vocabSize} tokens`
+    );
+  }
+  return null;
+}
+
 export async function runTraining(config: RunConfig, opts: RunOptions = {}): Promise<TrainSummary> {
   // Ranks: MPI when started by `polymoe launch` (or mpirun), else one process.
   const world = createWorld(config.parallel);
@@ -142,14 +171,18 @@ export async function runTraining(config: RunConfig, opts: RunOptions = {}): Pro
 
   // Data (rank 0 builds a missing corpus; the others wait for it).
   const corpusDir = config.data.corpus;
-  if (rankZero && !existsSync(path.join(corpusDir, "manifest.json")) && config.data.prepare) {
+  if (rankZero && config.data.prepare) {
     const preset = config.data.prepare as PresetName;
-    log(`corpus ${corpusDir} not found: preparing it (preset ${preset})`);
     const prepare = parsePrepareConfig(
       mergeConfig(PREPARE_PRESETS[preset], { out: corpusDir }),
       "data.prepare",
     );
-    await prepareCorpus(prepare, { progress: consoleProgress() });
+    const manifest = path.join(corpusDir, "manifest.json");
+    const why = existsSync(manifest) ? presetMismatch(manifest, prepare, preset) : "not found";
+    if (why) {
+      log(`corpus ${corpusDir} ${why}: preparing it (preset ${preset})`);
+      await prepareCorpus(prepare, { progress: consoleProgress() });
+    }
   }
   await world.barrier();
   // Distillation: the teacher is found and checked before anything is trained.
@@ -231,6 +264,21 @@ export async function runTraining(config: RunConfig, opts: RunOptions = {}): Pro
     ...(rt?.hooks.slicing ? { slicing: rt.hooks.slicing } : {}),
   });
   const resuming = !opts.fresh && lastCheckpoint(runDir) !== null;
+  // Every checkpoint carries the tokenizer it was trained with (so it can be
+  // evaluated or extracted without the corpus), and a resume refuses a corpus
+  // whose tokenizer changed since (e.g. re-prepared with other languages).
+  const tokenizerFile = path.join(corpus.dir, corpus.manifest.tokenizer.file);
+  const tokenizerBytes = readFileSync(tokenizerFile);
+  const last = resuming ? lastCheckpoint(runDir) : null;
+  if (last && existsSync(path.join(last, "tokenizer.json"))) {
+    if (!readFileSync(path.join(last, "tokenizer.json")).equals(tokenizerBytes)) {
+      throw new TrainError(
+        "ARCHITECTURE_MISMATCH",
+        `cannot resume ${last}: it was trained with a different tokenizer than ${tokenizerFile} (the corpus was prepared again since). ` +
+          "Train from scratch here with --fresh, use another run.dir, or point data.corpus at the corpus it was trained on.",
+      );
+    }
+  }
   if (!resuming) {
     if (distill?.initFromTeacher && teacher) {
       const r = initStudentFromTeacher(model, teacher.dir);
@@ -341,6 +389,7 @@ export async function runTraining(config: RunConfig, opts: RunOptions = {}): Pro
     config: config.train,
     runDir,
     runConfig: resolved,
+    checkpointFiles: { "tokenizer.json": tokenizerBytes },
     dev: (m, rng): DevResult => {
       const loss = devLoss(m, batches, config.train.labelSmoothing, rng);
       if (bleuPerPair === 0) return loss;

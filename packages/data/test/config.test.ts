@@ -5,7 +5,7 @@ import { mergeConfig, PREPARE_PRESETS, parseLoaderConfig, parsePrepareConfig } f
 describe("config", () => {
   it("fills defaults and applies presets", () => {
     const q = parsePrepareConfig(PREPARE_PRESETS.quick);
-    expect(q.languages).toEqual(["de", "es", "fr", "ru", "zh_CN", "ja", "ar", "hi"]);
+    expect(q.languages).toEqual(["de", "es", "fr", "ru"]);
     expect(q.tokenizer.vocabSize).toBe(8000);
     expect(q.sources.fallbackToUdhr).toBe(true);
     expect(q.cleaning.strict).toBe(true);

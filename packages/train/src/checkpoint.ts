@@ -425,6 +425,28 @@ export interface SaveOptions {
   best: boolean;
   /** Step checkpoints to keep (older ones not pointed to by last/best are deleted); 0 keeps all. */
   keepLast: number;
+  /**
+   * Extra files written into every checkpoint with it (atomically: they appear
+   * together), e.g. the tokenizer.json a checkpoint needs to be used alone.
+   */
+  files?: Readonly<Record<string, Uint8Array>>;
+}
+
+function writeExtraFiles(dir: string, files: SaveOptions["files"]): void {
+  for (const [name, data] of Object.entries(files ?? {})) {
+    if (
+      name.includes("/") ||
+      name.startsWith(".") ||
+      name === "state.json" ||
+      name.endsWith(".safetensors")
+    ) {
+      throw new TrainError(
+        "INVALID_CONFIG",
+        `checkpoint file name '${name}' is reserved or not a plain file name`,
+      );
+    }
+    writeFileAtomic(path.join(dir, name), [data]);
+  }
 }
 
 /**
@@ -452,6 +474,7 @@ export function saveCheckpoint(
     });
   }
   writeFileAtomic(path.join(tmp, "state.json"), [Buffer.from(`${JSON.stringify(state, null, 2)}\n`)]);
+  writeExtraFiles(tmp, opts.files);
   fsyncDir(tmp);
   if (existsSync(final)) {
     const old = path.join(dir, `.old-${name}-${process.pid}`);
@@ -534,7 +557,7 @@ export function loadCheckpoint(
       throw new TrainError(
         "ARCHITECTURE_MISMATCH",
         `cannot load ${dir}: the model architecture differs:\n  ${diff.join("\n  ")}\n` +
-          "Use the checkpoint's model settings, or start a new run directory.",
+          "Use the checkpoint's model settings, start a new run directory, or train from scratch here with --fresh.",
       );
     }
     const layout = model.expertLayout();
@@ -684,6 +707,7 @@ export async function saveParallelCheckpoint(
     mkdirSync(dir, { recursive: true });
     rmSync(tmp, { recursive: true, force: true });
     mkdirSync(tmp);
+    writeExtraFiles(tmp, opts.files);
   }
   await world.barrier();
   const r = world.rank;

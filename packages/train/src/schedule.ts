@@ -9,7 +9,11 @@ export const LrSchedule = z.discriminatedUnion("type", [
   z.strictObject({
     type: z.literal("cosine"),
     warmupSteps: z.int().min(0).default(1000),
-    totalSteps: z.int().min(1),
+    totalSteps: z
+      .int()
+      .min(1)
+      .optional()
+      .describe("step at which the decay reaches minLr (default: train.maxSteps)"),
     minLr: z.number().min(0).default(0),
   }),
   z.strictObject({ type: z.literal("constant"), warmupSteps: z.int().min(0).default(0) }),
@@ -19,9 +23,10 @@ export type LrSchedule = z.output<typeof LrSchedule>;
 /**
  * Learning rate at `step` (1-based: the first update is step 1) for a peak `lr`.
  * inverse-sqrt (fairseq): linear warmup from initLr to lr, then lr * sqrt(warmup / step).
- * cosine: linear warmup, then cosine decay to minLr at totalSteps.
+ * cosine: linear warmup, then cosine decay to minLr at totalSteps (default `maxSteps`,
+ * the run's length, so that shortening or extending a run keeps the whole decay).
  */
-export function learningRate(s: LrSchedule, lr: number, step: number): number {
+export function learningRate(s: LrSchedule, lr: number, step: number, maxSteps?: number): number {
   const w = s.warmupSteps;
   if (s.type === "inverse-sqrt") {
     if (w > 0 && step < w) return s.initLr + ((lr - s.initLr) * step) / w;
@@ -29,6 +34,9 @@ export function learningRate(s: LrSchedule, lr: number, step: number): number {
   }
   if (w > 0 && step < w) return (lr * step) / w;
   if (s.type === "constant") return lr;
-  const progress = Math.min(1, Math.max(0, (step - w) / Math.max(1, s.totalSteps - w)));
+  const total = s.totalSteps ?? maxSteps;
+  if (total === undefined)
+    throw new Error("cosine schedule: totalSteps is not set and no maxSteps was given");
+  const progress = Math.min(1, Math.max(0, (step - w) / Math.max(1, total - w)));
   return s.minLr + ((lr - s.minLr) * (1 + Math.cos(Math.PI * progress))) / 2;
 }

@@ -254,6 +254,8 @@ export interface TrainerOptions<B extends TrainBatch = TrainBatch> {
   runDir: string;
   /** The full resolved run config, stored in every checkpoint. */
   runConfig: unknown;
+  /** Files written into every checkpoint (e.g. tokenizer.json: a checkpoint then stands alone). */
+  checkpointFiles?: Readonly<Record<string, Uint8Array>>;
   dev?: DevEvaluator;
   /** Start fresh even if the run directory has a checkpoint. */
   fresh?: boolean;
@@ -497,7 +499,7 @@ export class Trainer<B extends TrainBatch = TrainBatch> {
     // Accumulated gradients are summed; the average and the clipping factor are
     // applied inside the optimizer's update (one pass instead of two more).
     const gradNorm = globalNorm(grads.values()) / c.accumulate;
-    const lr = learningRate(c.optimizer.schedule, c.optimizer.lr, this.step + 1);
+    const lr = learningRate(c.optimizer.schedule, c.optimizer.lr, this.step + 1, c.maxSteps);
     const loss = sumLoss / c.accumulate;
     const skipped = !(finite && Number.isFinite(gradNorm));
     if (skipped) {
@@ -588,7 +590,7 @@ export class Trainer<B extends TrainBatch = TrainBatch> {
     const dp = rt.dataWorldSize;
     const per = dp * c.accumulate;
     const gradNorm = Math.sqrt((dSq as number) + (eSq as number)) / c.accumulate;
-    const lr = learningRate(c.optimizer.schedule, c.optimizer.lr, this.step + 1);
+    const lr = learningRate(c.optimizer.schedule, c.optimizer.lr, this.step + 1, c.maxSteps);
     const loss = (lossSum as number) / per;
     if ((stop as number) > 0) this.stopRequested = true;
     const skipped = (bad as number) > 0 || !Number.isFinite(gradNorm);
@@ -652,7 +654,11 @@ export class Trainer<B extends TrainBatch = TrainBatch> {
       ...(dev ? { devLoss: dev.loss } : {}),
       ...(Number.isFinite(this.bestDevLoss) ? { bestDevLoss: this.bestDevLoss } : {}),
     };
-    const saveOpts = { best, keepLast: this.config.keepLast };
+    const saveOpts = {
+      best,
+      keepLast: this.config.keepLast,
+      ...(this.opts.checkpointFiles ? { files: this.opts.checkpointFiles } : {}),
+    };
     if (this.parallel && this.sharded) {
       state.optimizer = { type: this.config.optimizer.type, step: this.sharded.step };
       return saveParallelCheckpoint(

@@ -146,6 +146,11 @@ describe("schedules and safetensors", () => {
     expect(learningRate(cos, 1e-3, 5)).toBeCloseTo(5e-4);
     expect(learningRate(cos, 1e-3, 60)).toBeCloseTo((1e-3 + 1e-5) / 2);
     expect(learningRate(cos, 1e-3, 500)).toBeCloseTo(1e-5);
+    // Without totalSteps the decay ends at the run's maxSteps.
+    const run = { type: "cosine" as const, warmupSteps: 10, minLr: 0 };
+    expect(learningRate(run, 1e-3, 60, 110)).toBeCloseTo(5e-4);
+    expect(learningRate(run, 1e-3, 60, 210)).toBeCloseTo((1e-3 * (1 + Math.cos(Math.PI / 4))) / 2);
+    expect(() => learningRate(run, 1e-3, 60)).toThrow(/totalSteps is not set/);
   });
 
   it("round-trips tensors, reads lazily, and names a truncated file", () => {

@@ -26,7 +26,7 @@ const HELP = `usage: polymoe data <prepare|summary> [options]
       splits, out-of-domain test sets, a joint BPE tokenizer (tokenizer.json) and
       tokenized training pairs. Precedence: flags > --config file > preset > defaults.
 
-      --preset NAME        quick (8 languages, 6 small Debian packages, 8k vocab, < 2 min;
+      --preset NAME        quick (4 languages, 6 small Debian packages, 8k vocab, < 2 min;
                            falls back to UDHR without apt) or full (50 languages, 31
                            packages, 32k vocab). Default: quick
       --config FILE        JSON with the prepare settings (or {"prepare": {...}})
