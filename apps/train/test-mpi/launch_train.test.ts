@@ -87,7 +87,7 @@ describe.skipIf(note !== "")(`polymoe launch -- train (2 MPI ranks, EP=2, ZeRO-1
     expect(readdirSync(ckpt).sort()).toEqual(
       [0, 1]
         .flatMap((r) => [`model.rank${r}.safetensors`, `optimizer.rank${r}.safetensors`, `rank${r}.json`])
-        .concat("state.json")
+        .concat("state.json", "tokenizer.json")
         .sort(),
     );
     const train = readFileSync(path.join(runDir, "metrics.jsonl"), "utf8")
