@@ -4,8 +4,7 @@
 import { dropout, layerNorm } from "@polymoe/kernels";
 import type { Rng } from "@polymoe/routers";
 import {
-  add,
-  matMul,
+  fused,
   ones,
   randomNormal,
   type Tensor,
@@ -61,9 +60,9 @@ export function linear(
   };
 }
 
+/** x W + b: one fused kernel (the bias added in place on the product), the same float ops as matMul then add. */
 export function applyLinear(l: Linear, x: Tensor2D): Tensor2D {
-  const y = matMul(x, l.w) as Tensor2D;
-  return l.b ? (add(y, l.b) as Tensor2D) : y;
+  return fused.matMul({ a: x, b: l.w, ...(l.b ? { bias: l.b } : {}) }) as Tensor2D;
 }
 
 export interface Norm {
