@@ -39,6 +39,8 @@ export interface TieredStoreOptions {
   hostBytes: number;
   /** fsync each file before its rename (default true). */
   fsync?: boolean;
+  /** The setting to raise when the budget is too small (default "offload.hostMemoryGB"). */
+  budgetName?: string;
 }
 
 export class TieredStore {
@@ -48,6 +50,7 @@ export class TieredStore {
   /** Unpinned host-resident tensors, least recently used first (Map order). */
   private readonly lru = new Map<string, Entry>();
   private readonly fsync: boolean;
+  private readonly budgetName: string;
   private held = 0;
   private total = 0;
   private window = { bytesRead: 0, bytesWritten: 0, pageIns: 0, writeBacks: 0, peakHostBytes: 0 };
@@ -62,6 +65,7 @@ export class TieredStore {
     this.dir = opts.dir;
     this.hostBytes = opts.hostBytes;
     this.fsync = opts.fsync ?? true;
+    this.budgetName = opts.budgetName ?? "offload.hostMemoryGB";
     prepareDir(opts.dir);
     // Files of an earlier run are stale: state comes from checkpoints.
     for (const f of readdirSync(opts.dir))
@@ -217,7 +221,7 @@ export class TieredStore {
       throw new OffloadError(
         "BUDGET_EXCEEDED",
         `the offload store needs ${gb(this.held + bytes)} of host memory to hold '${forKey}' next to the ` +
-          `tensors in use, over its budget of ${gb(this.hostBytes)}; raise offload.hostMemoryGB`,
+          `tensors in use, over its budget of ${gb(this.hostBytes)}; raise ${this.budgetName}`,
       );
     }
   }

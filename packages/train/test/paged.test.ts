@@ -1,0 +1,200 @@
+import { mkdtempSync, readdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { Transformer } from "@polymoe/model";
+import { OffloadError, PagedExperts } from "@polymoe/offload";
+import { memory } from "@tensorflow/tfjs-core";
+import { describe, expect, it } from "vitest";
+
+import { Progress, TrainConfig, type TrainConfigInput, Trainer } from "../src/index.js";
+import { env, onBackend, SyntheticSource, tinyTaskMoe, uniq } from "./helpers.js";
+
+const quiet = new Progress({ write: () => true } as unknown as NodeJS.WriteStream, false);
+const tmp = (p: string) => mkdtempSync(path.join(tmpdir(), p));
+
+const base = {
+  maxSteps: 10,
+  seed: 9,
+  evalEvery: 0,
+  saveEvery: 0,
+  logEvery: 5,
+  optimizer: { lr: 3e-3, weightDecay: 0.01, schedule: { type: "constant" as const, warmupSteps: 3 } },
+};
+
+function trainer(model: Transformer, cfg: TrainConfigInput) {
+  const config = TrainConfig.parse(cfg);
+  return new Trainer({
+    model,
+    config,
+    data: new SyntheticSource(),
+    runDir: tmp("polymoe-paged-run-"),
+    runConfig: {},
+    progress: quiet,
+    handleSignals: false,
+  });
+}
+
+/** A model whose experts live in a pager caching `cacheExperts` experts' worth of parameters. */
+function pagedModel(tag: string, cacheBytes: number) {
+  const dir = tmp("polymoe-paged-store-");
+  const pager = new PagedExperts({ dir, cacheBytes, namespace: uniq(`${tag}.pager`) });
+  const model = new Transformer(tinyTaskMoe, { seed: 3, namespace: uniq(tag), pager });
+  return { model, pager, dir };
+}
+
+const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+  expect(a.length).toBe(b.length);
+  let d = 0;
+  for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs((a[i] as number) - (b[i] as number)));
+  return d;
+};
+
+// tinyTaskMoe: dModel 16, expert dFF 32 (with biases): 16*32*2 + 32 + 16 = 1072 floats per expert.
+const EXPERT_BYTES = 1072 * 4;
+
+describe.each(env.backends)("paged experts on %s", (backend) => {
+  it("10 steps with experts paged through disk give the same losses and parameters as resident experts", () =>
+    onBackend(backend, async () => {
+      // Reference: resident experts, offloaded optimizer updating the experts the batch routed to
+      // (lazy Adam), which is what paging does by construction.
+      const refModel = new Transformer(tinyTaskMoe, { seed: 3, namespace: uniq("ref") });
+      const ref = trainer(refModel, {
+        ...base,
+        offload: { dir: tmp("polymoe-paged-ref-"), hostMemoryGB: 4, experts: "routed", enforceBudget: false },
+      });
+      // Paged: a cache of 3 experts for 8 experts' parameters and moments, so every step pages through disk.
+      const p = pagedModel("paged", 3 * 3 * EXPERT_BYTES);
+      const paged = trainer(p.model, {
+        ...base,
+        offload: {
+          dir: tmp("polymoe-paged-opt-"),
+          hostMemoryGB: 4,
+          experts: "paged",
+          expertCacheGB: 0.001,
+          enforceBudget: false,
+        },
+      });
+      expect(paged.pager).toBe(p.pager);
+      expect(p.model.numParameters()).toBe(refModel.numParameters());
+      expect([...p.model.variables().keys()].some((k) => k.includes(".experts."))).toBe(false);
+      let read = 0;
+      let written = 0;
+      for (let s = 0; s < 10; s++) {
+        const a = await ref.trainStep();
+        const b = await paged.trainStep();
+        expect(Math.abs(a.loss - b.loss), `loss at step ${s + 1}`).toBeLessThanOrEqual(1e-5);
+        expect(Math.abs(a.gradNorm - b.gradNorm) / a.gradNorm).toBeLessThanOrEqual(1e-5);
+        read += b.memory.diskBytesRead;
+        written += b.memory.diskBytesWritten;
+      }
+      // The cache is smaller than the experts: they went through disk both ways.
+      expect(read).toBeGreaterThan(0);
+      expect(written).toBeGreaterThan(0);
+      expect(readdirSync(p.dir).filter((f) => f.endsWith(".f32")).length).toBeGreaterThan(0);
+      const want = refModel.variables();
+      for (const [name, v] of p.model.variables()) {
+        expect(
+          maxDiff(v.dataSync() as Float32Array, want.get(name)!.dataSync() as Float32Array),
+          name,
+        ).toBeLessThanOrEqual(1e-5);
+      }
+      // Every expert of every MoE layer: parameters as the resident ones, by global id.
+      const refState = (
+        ref.optimizer as { state(): { tensors: Map<string, { values: Float32Array }> } }
+      ).state();
+      let moved = 0;
+      for (const layer of p.pager.layerNames()) {
+        for (const part of ["w1", "b1", "w2", "b2"] as const) {
+          const full = want.get(`${layer}.${part}`)!.dataSync() as Float32Array;
+          const per = full.length / 4;
+          for (let e = 0; e < 4; e++) {
+            const got = p.pager.expert(layer, e);
+            const slice = full.subarray(e * per, (e + 1) * per);
+            expect(maxDiff(got.params[part], slice), `${layer}.${part}[${e}]`).toBeLessThanOrEqual(1e-5);
+            const m = refState.tensors.get(`${layer}.${part}.m`)?.values.subarray(e * per, (e + 1) * per);
+            if (got.m && m) {
+              expect(maxDiff(got.m[part], m), `${layer}.${part}.m[${e}]`).toBeLessThanOrEqual(1e-5);
+              moved++;
+            }
+          }
+        }
+      }
+      expect(moved).toBeGreaterThan(0);
+      ref.dispose();
+      paged.dispose();
+      p.pager.dispose();
+    }));
+
+  it("leaves no tensors behind: a step fetches, updates and releases its experts", () =>
+    onBackend(backend, async () => {
+      const p = pagedModel("leak", 1 << 20);
+      const t = trainer(p.model, {
+        ...base,
+        offload: { dir: tmp("polymoe-paged-leak-"), hostMemoryGB: 4, experts: "paged", enforceBudget: false },
+      });
+      await t.trainStep();
+      const before = memory().numTensors;
+      for (let s = 0; s < 3; s++) {
+        const r = await t.trainStep();
+        expect(p.pager.lastStep()!.expertsUpdated).toBeGreaterThan(0);
+        expect(r.skipped).toBe(false);
+      }
+      expect(memory().numTensors).toBe(before);
+      t.dispose();
+      p.pager.dispose();
+    }));
+});
+
+describe("paged experts: bad input and the budget", () => {
+  it("a cache smaller than one expert is a clear error naming the setting to raise", () => {
+    const pager = new PagedExperts({ dir: tmp("polymoe-paged-tiny-"), cacheBytes: EXPERT_BYTES / 2 });
+    let err: unknown;
+    try {
+      new Transformer(tinyTaskMoe, { seed: 3, namespace: uniq("tiny"), pager });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(OffloadError);
+    expect((err as OffloadError).code).toBe("BUDGET_EXCEEDED");
+    expect((err as Error).message).toMatch(
+      /the offload store needs .* to hold '(en|de)coder.layers.1.ffn.experts\|0\|p' .* over its budget of .*; raise offload.expertCacheGB/,
+    );
+    pager.dispose();
+  });
+
+  it("a process over offload.hostMemoryGB stops with BUDGET_EXCEEDED after the step, not an OOM kill", async () => {
+    const p = pagedModel("rss", 1 << 20);
+    // The parts the optimizer can count fit (tiny model), but this process's RSS (node, vitest, tfjs) is far above 60 MB.
+    const t = trainer(p.model, {
+      ...base,
+      offload: {
+        dir: tmp("polymoe-paged-rss-"),
+        hostMemoryGB: 0.06,
+        reserveGB: 0.01,
+        experts: "paged",
+        expertCacheGB: 0.01,
+      },
+    });
+    await expect(t.trainStep()).rejects.toThrow(
+      /peak RSS .* went over offload.hostMemoryGB 0.06 after update 1 .* raise offload.hostMemoryGB to/,
+    );
+    t.dispose();
+    p.pager.dispose();
+  });
+
+  it("paged config without a pager, and a pager without the paged config, are refused with the fix", () => {
+    const plain = new Transformer(tinyTaskMoe, { seed: 3, namespace: uniq("nopager") });
+    expect(() =>
+      trainer(plain, {
+        ...base,
+        offload: { dir: tmp("polymoe-paged-x-"), hostMemoryGB: 4, experts: "paged" },
+      }),
+    ).toThrow(/train.offload.experts is 'paged' but the model was built without a pager; build it with/);
+    plain.dispose();
+    const p = pagedModel("nocfg", 1 << 20);
+    expect(() => trainer(p.model, base)).toThrow(
+      /the model's experts are paged .* but train.offload.experts is 'unset'; set train.offload with experts: "paged"/,
+    );
+    p.pager.dispose();
+  });
+});
