@@ -119,9 +119,69 @@ export class PagedExperts implements ExpertPager {
     return this.totalParams;
   }
 
-  /** The registered layers' names and expert counts. */
+  /** The registered layers' names. */
   layerNames(): string[] {
     return [...this.layers.keys()];
+  }
+
+  /** Each layer's expert count and the shape of each part of one expert (w1 [M, F], b1 [F], w2 [F, M], b2 [M]). */
+  layout(): { name: string; numExperts: number; parts: { part: Part; shape: number[] }[] }[] {
+    return [...this.layers.values()].map(({ spec }) => {
+      const { dModel: M, dFF: F } = spec;
+      const shapes: Record<Part, number[]> = { w1: [M, F], b1: [F], w2: [F, M], b2: [M] };
+      return {
+        name: spec.name,
+        numExperts: spec.numExperts,
+        parts: PARTS.filter((p) => spec.bias || p === "w1" || p === "w2").map((part) => ({
+          part,
+          shape: shapes[part],
+        })),
+      };
+    });
+  }
+
+  /**
+   * Replaces expert e of `layer` (a checkpoint's values): parameters by part,
+   * and moments (null: none yet, as for an expert never updated). Missing or
+   * misshapen parts are errors naming them.
+   */
+  load(
+    layer: string,
+    e: number,
+    params: Record<string, Float32Array>,
+    m: Record<string, Float32Array> | null,
+    v: Record<string, Float32Array> | null,
+  ): void {
+    const info = this.need(layer);
+    if (!(e >= 0 && e < info.spec.numExperts)) {
+      throw new OffloadError("STATE_MISMATCH", `${layer} has ${info.spec.numExperts} experts, not ${e + 1}`);
+    }
+    const pack = (src: Record<string, Float32Array>, what: string, out: Float32Array, base: number) => {
+      for (const p of PARTS) {
+        const { offset, len } = info.parts[p];
+        if (len === 0) continue;
+        const a = src[p];
+        if (!a || a.length !== len) {
+          throw new OffloadError(
+            "STATE_MISMATCH",
+            `${what} of ${layer} expert ${e}: part ${p} has ${a?.length ?? "no"} values, expected ${len}`,
+          );
+        }
+        out.set(a, base + offset);
+      }
+    };
+    const pv = new Float32Array(info.length);
+    pack(params, "parameters", pv, 0);
+    this.store.create(paramKey(layer, e), info.length, pv);
+    const sk = stateKey(layer, e);
+    if (m && v) {
+      const sv = new Float32Array(2 * info.length);
+      pack(m, "first moment", sv, 0);
+      pack(v, "second moment", sv, info.length);
+      this.store.create(sk, 2 * info.length, sv);
+    } else {
+      this.store.drop(sk);
+    }
   }
 
   register(spec: PagedLayerSpec): void {

@@ -670,13 +670,6 @@ export class Trainer<B extends TrainBatch = TrainBatch> {
 
   /** Writes a checkpoint of the current state (in a parallel run: every rank its shard); returns its directory. */
   async save(best = false, dev?: DevResult): Promise<string> {
-    if (this.pager) {
-      throw new TrainError(
-        "INVALID_ARGUMENT",
-        "checkpoints of runs with paged experts (train.offload.experts 'paged') are not implemented yet: the " +
-          "experts live in offload.dir, outside model.safetensors; set train.saveEvery to 0 for such runs",
-      );
-    }
     const state: CheckpointState = {
       format: CHECKPOINT_FORMAT,
       version: 1,

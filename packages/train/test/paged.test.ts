@@ -21,16 +21,22 @@ const base = {
   optimizer: { lr: 3e-3, weightDecay: 0.01, schedule: { type: "constant" as const, warmupSteps: 3 } },
 };
 
-function trainer(model: Transformer, cfg: TrainConfigInput) {
+function trainer(
+  model: Transformer,
+  cfg: TrainConfigInput,
+  runDir = tmp("polymoe-paged-run-"),
+  fresh = true,
+) {
   const config = TrainConfig.parse(cfg);
   return new Trainer({
     model,
     config,
     data: new SyntheticSource(),
-    runDir: tmp("polymoe-paged-run-"),
-    runConfig: {},
+    runDir,
+    runConfig: { model: model.config, train: config },
     progress: quiet,
     handleSignals: false,
+    fresh,
   });
 }
 
@@ -123,6 +129,59 @@ describe.each(env.backends)("paged experts on %s", (backend) => {
       ref.dispose();
       paged.dispose();
       p.pager.dispose();
+    }));
+
+  it("a checkpoint holds the experts as of its step; resuming from it continues exactly", () =>
+    onBackend(backend, async () => {
+      const cfg = {
+        ...base,
+        offload: {
+          dir: tmp("polymoe-paged-ck-"),
+          hostMemoryGB: 4,
+          experts: "paged" as const,
+          expertCacheGB: 0.001,
+          enforceBudget: false,
+        },
+      };
+      const runDir = tmp("polymoe-paged-ck-run-");
+      const a = pagedModel("ck-a", 3 * 3 * EXPERT_BYTES);
+      const ta = trainer(a.model, cfg, runDir);
+      for (let s = 0; s < 4; s++) await ta.trainStep();
+      const saved = await ta.save();
+      const after: number[] = [];
+      // The store keeps changing after the save; the checkpoint must not.
+      for (let s = 0; s < 3; s++) after.push((await ta.trainStep()).loss);
+      const layer = a.pager.layerNames()[0] as string;
+      const expertA = a.pager.expert(layer, 1).params.w1;
+      // A fresh process's view: new pager (its own directory), new model, resumed from checkpoint_last.
+      const b = pagedModel("ck-b", 3 * 3 * EXPERT_BYTES);
+      const tb = trainer(
+        b.model,
+        { ...cfg, offload: { ...cfg.offload, dir: tmp("polymoe-paged-ck2-") } },
+        runDir,
+        false,
+      );
+      expect(tb.resume()).toBe(saved);
+      expect(tb.step).toBe(4);
+      expect(b.pager.step).toBe(4);
+      for (let s = 0; s < 3; s++) {
+        const r = await tb.trainStep();
+        expect(
+          Math.abs(r.loss - (after[s] as number)),
+          `loss after resume, step ${s + 5}`,
+        ).toBeLessThanOrEqual(1e-6);
+      }
+      expect(maxDiff(b.pager.expert(layer, 1).params.w1, expertA)).toBeLessThanOrEqual(1e-6);
+      // The checkpoint stores experts by global id like resident ones: a resident model loads it.
+      const resident = new Transformer(tinyTaskMoe, { seed: 3, namespace: uniq("ck-res") });
+      const { loadCheckpoint } = await import("../src/checkpoint.js");
+      loadCheckpoint(saved, resident, null);
+      expect(resident.variables().get(`${layer}.w1`)!.shape[0]).toBe(4);
+      ta.dispose();
+      tb.dispose();
+      a.pager.dispose();
+      b.pager.dispose();
+      resident.dispose();
     }));
 
   it("leaves no tensors behind: a step fetches, updates and releases its experts", () =>
