@@ -8,11 +8,13 @@
 //
 //   pnpm bench:offload [--budget-gb 1.25] [--steps 3] [--reserve-gb 0.35]
 //                      [--cache-gb 0.25] [--modes none,paged] [--max-experts 512]
-//                      [--encoder task|token]
+//                      [--encoder task|token] [--expert-init eager|first-use]
 //
 // --reserve-gb is offload.reserveGB: host memory kept for activations and the
 // runtime (measured here at ~0.3 GB for this family: node, tfjs, the addon);
-// --cache-gb is offload.expertCacheGB (paged mode).
+// --cache-gb is offload.expertCacheGB and --expert-init offload.expertInit (paged
+// mode; eager writes every expert's initial parameters to the store before
+// training, first-use when a batch first routes to it).
 //
 // POLYMOE_POOL_MB (default here 128) sizes the native buffer pool in every mode.
 // Candidates grow the experts per MoE layer (none/state: 8, 16, 24, ...; paged:
@@ -34,6 +36,7 @@ const { values: args } = parseArgs({
     modes: { type: "string", default: "none,paged" },
     "max-experts": { type: "string", default: "512" },
     encoder: { type: "string", default: "task" },
+    "expert-init": { type: "string", default: "eager" },
   },
 });
 const budget = Number(args["budget-gb"]);
@@ -85,6 +88,8 @@ function measure(experts: number, mode: Mode): Result {
     args["cache-gb"] as string,
     "--encoder",
     args.encoder as string,
+    "--expert-init",
+    args["expert-init"] as string,
     ...(mode === "state" ? ["--offload"] : mode === "paged" ? ["--paged"] : []),
   ];
   // The native backend's pool of idle output buffers counts against the budget like

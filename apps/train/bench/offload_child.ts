@@ -22,6 +22,7 @@ const { values: a } = parseArgs({
     paged: { type: "boolean", default: false },
     "cache-gb": { type: "string", default: "0.25" },
     encoder: { type: "string", default: "task" },
+    "expert-init": { type: "string", default: "eager" },
     "budget-gb": { type: "string" },
     "reserve-gb": { type: "string", default: "0.5" },
     steps: { type: "string", default: "2" },
@@ -46,7 +47,13 @@ const offloadConfig = {
   hostMemoryGB: budgetGB,
   reserveGB: Number(a["reserve-gb"]),
   enforceBudget: true,
-  ...(paged ? { experts: "paged" as const, expertCacheGB: Number(a["cache-gb"]) } : {}),
+  ...(paged
+    ? {
+        experts: "paged" as const,
+        expertCacheGB: Number(a["cache-gb"]),
+        expertInit: a["expert-init"] === "first-use" ? ("first-use" as const) : ("eager" as const),
+      }
+    : {}),
 };
 /**
  * The taskmoe family: MoE on every other layer, top-2 task routing by target

@@ -42,6 +42,13 @@ export const OffloadConfig = z.strictObject({
       "experts: paged — part of hostMemoryGB the paged experts' store may cache (parameters and moments of " +
         "recently used experts); the rest of them is on disk",
     ),
+  expertInit: z
+    .enum(["eager", "first-use"])
+    .default("eager")
+    .describe(
+      "experts: paged — eager: every expert's initial parameters are written to the store before training; " +
+        "first-use: an expert's are drawn (same values: per-expert seeds) when a batch first routes to it",
+    ),
   fsync: z
     .boolean()
     .default(true)

@@ -44,6 +44,12 @@ export interface PagedExpertsOptions {
   fsync?: boolean;
   /** Prefix of the anchor variable's tfjs name (unique per pager in a process). Default "paged". */
   namespace?: string;
+  /**
+   * eager (default): every expert's initial parameters are written to the store when its layer
+   * registers; first-use: an expert's are drawn (from the same per-expert seed, so the values are the
+   * same) when a batch first routes to it, or a checkpoint first reads it.
+   */
+  init?: "eager" | "first-use";
 }
 
 /** What one update moved. */
@@ -110,6 +116,7 @@ export class PagedExperts implements ExpertPager {
       dir: pagedDir(c.dir),
       cacheBytes: c.expertCacheGB * 2 ** 30,
       fsync: c.fsync,
+      init: c.expertInit,
       ...(namespace ? { namespace } : {}),
     });
   }
@@ -204,7 +211,8 @@ export class PagedExperts implements ExpertPager {
     const bytes = spec.numExperts * off * 4;
     const spill = bytes - this.store.hostBytes;
     const free = freeBytes(this.opts.dir);
-    if (spill > 0 && free < spill) {
+    const eager = (this.opts.init ?? "eager") === "eager";
+    if (eager && spill > 0 && free < spill) {
       throw new OffloadError(
         "DISK_FULL",
         `offload.dir ${this.opts.dir} has ${gb(free)} free but the experts of ${spec.name} need ${gb(spill)} ` +
@@ -213,16 +221,24 @@ export class PagedExperts implements ExpertPager {
     }
     this.layers.set(spec.name, info);
     this.totalParams += spec.numExperts * off;
-    // Parameters go to the store now (to disk once the cache is full);
-    // moments are created on an expert's first update (zeros cost nothing).
-    const init = new Float32Array(off);
-    for (let e = 0; e < spec.numExperts; e++) {
-      const w = spec.init(e);
-      init.fill(0);
-      init.set(w.w1, parts.w1.offset);
-      init.set(w.w2, parts.w2.offset);
-      this.store.create(paramKey(spec.name, e), off, init);
-    }
+    // Parameters go to the store now (to disk once the cache is full), or on
+    // first use; moments are created on an expert's first update (zeros cost nothing).
+    if (eager) for (let e = 0; e < spec.numExperts; e++) this.materialize(info, e);
+  }
+
+  /** The initial parameters of expert e of a layer. */
+  private initial(info: LayerInfo, e: number): Float32Array {
+    const w = info.spec.init(e);
+    const out = new Float32Array(info.length);
+    out.set(w.w1, info.parts.w1.offset);
+    out.set(w.w2, info.parts.w2.offset);
+    return out;
+  }
+
+  /** Puts expert e's initial parameters into the store unless it holds them. */
+  private materialize(info: LayerInfo, e: number): void {
+    const key = paramKey(info.spec.name, e);
+    if (!this.store.has(key)) this.store.create(key, info.length, this.initial(info, e));
   }
 
   fetch(layer: string, experts: Int32Array): PagedWeights {
@@ -246,6 +262,7 @@ export class PagedExperts implements ExpertPager {
     };
     for (let i = 0; i < A; i++) {
       const key = paramKey(layer, experts[i] as number);
+      this.materialize(info, experts[i] as number);
       const entry = this.store.acquire(key);
       for (const p of PARTS) {
         const { offset, len } = info.parts[p];
@@ -406,8 +423,9 @@ export class PagedExperts implements ExpertPager {
   } {
     const info = this.need(layer);
     const pk = paramKey(layer, e);
-    if (!this.store.has(pk))
+    if (!(e >= 0 && e < info.spec.numExperts))
       throw new OffloadError("INVALID_ARGUMENT", `PagedExperts: ${layer} has no expert ${e}`);
+    this.materialize(info, e);
     const split = (a: Float32Array, base: number) => {
       const out = {} as Record<Part, Float32Array>;
       for (const p of PARTS)
