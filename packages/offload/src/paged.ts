@@ -76,6 +76,8 @@ interface LayerInfo {
 
 interface Fetch {
   layer: string;
+  /** The experts as a comma-joined string (to find a fetch of the same set). */
+  key: string;
   experts: Int32Array;
   weights: PagedWeights;
 }
@@ -254,6 +256,12 @@ export class PagedExperts implements ExpertPager {
         );
       }
     }
+    // The same experts of the same layer again before the step ends (gradient
+    // accumulation, or decoding step by step): the tensors already fetched serve
+    // (gradients through them add up), so memory is bounded by the distinct sets.
+    const key = experts.join();
+    const same = this.fetches.find((f) => f.layer === layer && f.key === key);
+    if (same) return same.weights;
     const host: Record<Part, Float32Array> = {
       w1: new Float32Array(A * info.parts.w1.len),
       b1: new Float32Array(A * info.parts.b1.len),
@@ -277,7 +285,7 @@ export class PagedExperts implements ExpertPager {
       b2: info.spec.bias ? tensor2d(host.b2, [A, M], "float32") : null,
     };
     // Owned here until the step ends, whatever tidy the forward runs in.
-    const fetch: Fetch = { layer, experts: Int32Array.from(experts), weights };
+    const fetch: Fetch = { layer, key, experts: Int32Array.from(experts), weights };
     for (const p of PARTS) {
       const t = weights[p];
       if (!t) continue;
