@@ -9,6 +9,7 @@
 //   pnpm bench:offload [--budget-gb 1.25] [--steps 3] [--reserve-gb 0.35]
 //                      [--cache-gb 0.25] [--modes none,paged] [--max-experts 512]
 //                      [--encoder task|token] [--expert-init eager|first-use]
+//                      [--write-back async|sync]
 //
 // --reserve-gb is offload.reserveGB: host memory kept for activations and the
 // runtime (measured here at ~0.3 GB for this family: node, tfjs, the addon);
@@ -37,6 +38,7 @@ const { values: args } = parseArgs({
     "max-experts": { type: "string", default: "512" },
     encoder: { type: "string", default: "task" },
     "expert-init": { type: "string", default: "eager" },
+    "write-back": { type: "string", default: "async" },
   },
 });
 const budget = Number(args["budget-gb"]);
@@ -90,6 +92,8 @@ function measure(experts: number, mode: Mode): Result {
     args.encoder as string,
     "--expert-init",
     args["expert-init"] as string,
+    "--write-back",
+    args["write-back"] as string,
     ...(mode === "state" ? ["--offload"] : mode === "paged" ? ["--paged"] : []),
   ];
   // The native backend's pool of idle output buffers counts against the budget like

@@ -12,7 +12,7 @@ import { parseArgs } from "node:util";
 
 import { useBackend } from "@polymoe/kernels";
 import { Transformer } from "@polymoe/model";
-import { PagedExperts } from "@polymoe/offload";
+import { OffloadConfig, PagedExperts, pagedDir } from "@polymoe/offload";
 import { type BatchSource, Progress, type TrainBatch, TrainConfig, Trainer } from "@polymoe/train";
 
 const { values: a } = parseArgs({
@@ -23,6 +23,7 @@ const { values: a } = parseArgs({
     "cache-gb": { type: "string", default: "0.25" },
     encoder: { type: "string", default: "task" },
     "expert-init": { type: "string", default: "eager" },
+    "write-back": { type: "string", default: "async" },
     "budget-gb": { type: "string" },
     "reserve-gb": { type: "string", default: "0.5" },
     steps: { type: "string", default: "2" },
@@ -67,7 +68,16 @@ const encoderRouter =
     ? { router: { type: "topk" as const, k: 2, capacityFactor: 1.25 } }
     : { taskKey: "target-language" as const, router: { type: "task" as const, k: 2, numTasks: TASKS } };
 const t0 = performance.now();
-const pager = paged ? PagedExperts.fromConfig(offloadConfig) : undefined;
+const resolved = OffloadConfig.parse(offloadConfig);
+const pager = paged
+  ? new PagedExperts({
+      dir: pagedDir(resolved.dir),
+      cacheBytes: resolved.expertCacheGB * 2 ** 30,
+      fsync: resolved.fsync,
+      init: resolved.expertInit,
+      asyncWriteBack: a["write-back"] !== "sync",
+    })
+  : undefined;
 const model = new Transformer(
   {
     vocabSize: VOCAB,

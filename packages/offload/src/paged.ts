@@ -50,6 +50,11 @@ export interface PagedExpertsOptions {
    * same) when a batch first routes to it, or a checkpoint first reads it.
    */
   init?: "eager" | "first-use";
+  /**
+   * Write evicted experts from a background thread while the step computes
+   * (default true; TieredStoreOptions.asyncWriteBack).
+   */
+  asyncWriteBack?: boolean;
 }
 
 /** What one update moved. */
@@ -107,6 +112,7 @@ export class PagedExperts implements ExpertPager {
       hostBytes: opts.cacheBytes,
       fsync: opts.fsync ?? true,
       budgetName: "offload.expertCacheGB",
+      asyncWriteBack: opts.asyncWriteBack ?? true,
     });
     this.anchor = variable(scalar(0), true, `${opts.namespace ?? "paged"}.pager.anchor`);
   }
@@ -451,13 +457,14 @@ export class PagedExperts implements ExpertPager {
     return { params, m, v };
   }
 
-  /** Writes every changed expert to disk (each file atomically). */
+  /** Writes every changed expert to disk (each file atomically) and waits for background writes. */
   flush(): void {
     this.store.flush();
   }
 
   dispose(): void {
     this.release();
+    this.store.close();
     this.store.clear();
     this.anchor.dispose();
   }
