@@ -9,7 +9,7 @@
 //   pnpm bench:offload [--budget-gb 1.25] [--steps 3] [--reserve-gb 0.35]
 //                      [--cache-gb 0.25] [--modes none,paged] [--max-experts 512]
 //                      [--encoder task|token] [--expert-init eager|first-use]
-//                      [--write-back async|sync]
+//                      [--write-back sync|async]
 //
 // --reserve-gb is offload.reserveGB: host memory kept for activations and the
 // runtime (measured here at ~0.3 GB for this family: node, tfjs, the addon);
@@ -38,7 +38,7 @@ const { values: args } = parseArgs({
     "max-experts": { type: "string", default: "512" },
     encoder: { type: "string", default: "task" },
     "expert-init": { type: "string", default: "eager" },
-    "write-back": { type: "string", default: "async" },
+    "write-back": { type: "string", default: "sync" },
   },
 });
 const budget = Number(args["budget-gb"]);

@@ -23,7 +23,7 @@ const { values: a } = parseArgs({
     "cache-gb": { type: "string", default: "0.25" },
     encoder: { type: "string", default: "task" },
     "expert-init": { type: "string", default: "eager" },
-    "write-back": { type: "string", default: "async" },
+    "write-back": { type: "string", default: "sync" },
     "budget-gb": { type: "string" },
     "reserve-gb": { type: "string", default: "0.5" },
     steps: { type: "string", default: "2" },
@@ -75,7 +75,7 @@ const pager = paged
       cacheBytes: resolved.expertCacheGB * 2 ** 30,
       fsync: resolved.fsync,
       init: resolved.expertInit,
-      asyncWriteBack: a["write-back"] !== "sync",
+      asyncWriteBack: a["write-back"] === "async",
     })
   : undefined;
 const model = new Transformer(

@@ -52,7 +52,8 @@ export interface PagedExpertsOptions {
   init?: "eager" | "first-use";
   /**
    * Write evicted experts from a background thread while the step computes
-   * (default true; TieredStoreOptions.asyncWriteBack).
+   * (TieredStoreOptions.asyncWriteBack). Default false: on the 2-core machine
+   * of docs/benchmarks.md it did not shorten steps and held ~50 MB more.
    */
   asyncWriteBack?: boolean;
 }
@@ -112,7 +113,7 @@ export class PagedExperts implements ExpertPager {
       hostBytes: opts.cacheBytes,
       fsync: opts.fsync ?? true,
       budgetName: "offload.expertCacheGB",
-      asyncWriteBack: opts.asyncWriteBack ?? true,
+      asyncWriteBack: opts.asyncWriteBack ?? false,
     });
     this.anchor = variable(scalar(0), true, `${opts.namespace ?? "paged"}.pager.anchor`);
   }

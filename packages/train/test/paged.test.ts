@@ -41,9 +41,14 @@ function trainer(
 }
 
 /** A model whose experts live in a pager caching `cacheBytes` of parameters and moments. */
-function pagedModel(tag: string, cacheBytes: number, init: "eager" | "first-use" = "eager") {
+function pagedModel(
+  tag: string,
+  cacheBytes: number,
+  init: "eager" | "first-use" = "eager",
+  asyncWriteBack = false,
+) {
   const dir = tmp("polymoe-paged-store-");
-  const pager = new PagedExperts({ dir, cacheBytes, namespace: uniq(`${tag}.pager`), init });
+  const pager = new PagedExperts({ dir, cacheBytes, namespace: uniq(`${tag}.pager`), init, asyncWriteBack });
   const model = new Transformer(tinyPaged, { seed: 3, namespace: uniq(tag), pager });
   return { model, pager, dir };
 }
@@ -226,6 +231,43 @@ describe.each(env.backends)("paged experts on %s", (backend) => {
       ref.dispose();
       paged.dispose();
       p.pager.dispose();
+    }));
+
+  it("with background write-back (experts evicted every step) the run is the same as with synchronous writes", () =>
+    onBackend(backend, async () => {
+      const cfg = {
+        ...base,
+        offload: {
+          dir: tmp("polymoe-paged-wb-"),
+          hostMemoryGB: 4,
+          experts: "paged" as const,
+          enforceBudget: false,
+        },
+      };
+      const sync = pagedModel("wb-sync", 3 * 3 * EXPERT_BYTES);
+      const bg = pagedModel("wb-async", 3 * 3 * EXPERT_BYTES, "eager", true);
+      const ts = trainer(sync.model, cfg);
+      const tb = trainer(bg.model, { ...cfg, offload: { ...cfg.offload, dir: tmp("polymoe-paged-wb2-") } });
+      let written = 0;
+      for (let s = 0; s < 6; s++) {
+        const a = await ts.trainStep();
+        const b = await tb.trainStep();
+        expect(b.loss).toBe(a.loss);
+        written += b.memory.diskBytesWritten;
+      }
+      expect(written).toBeGreaterThan(0);
+      for (const layer of bg.pager.layerNames()) {
+        for (let e = 0; e < 4; e++) {
+          const x = bg.pager.expert(layer, e);
+          const y = sync.pager.expert(layer, e);
+          expect(maxDiff(x.params.w1, y.params.w1)).toBe(0);
+          if (y.m) expect(maxDiff(x.m!.w2, y.m.w2)).toBe(0);
+        }
+      }
+      ts.dispose();
+      tb.dispose();
+      sync.pager.dispose();
+      bg.pager.dispose();
     }));
 
   it("first-use initialisation draws the same experts as eager, only when routed", () =>
