@@ -341,15 +341,6 @@ export class PagedExperts implements ExpertPager {
     return total;
   }
 
-  /** All gradients of this step are finite. */
-  gradsFinite(): boolean {
-    for (const info of this.layers.values()) {
-      for (const g of info.grads.values())
-        for (let j = 0; j < g.length; j++) if (!Number.isFinite(g[j])) return false;
-    }
-    return true;
-  }
-
   /**
    * One Adam/AdamW update of every expert that received a gradient this step
    * (gradients multiplied by gradScale, weight decay per parameter name by
