@@ -1,17 +1,28 @@
 // pnpm bench:offload — under one host-memory budget, the largest taskmoe-family
-// model that trains without offload and with its optimizer state offloaded to
-// disk (@polymoe/offload), found by actually training each candidate for a few
-// steps in a fresh process and checking its peak RSS against the budget.
+// model that trains without offload, with its optimizer state offloaded
+// (mode "state", experts resident), and with paged experts (mode "paged":
+// expert parameters, gradients and Adam moments in @polymoe/offload's store,
+// only the experts a batch routes to fetched), found by actually training
+// each candidate for a few steps in a fresh process and checking its peak
+// RSS against the budget.
 //
-//   pnpm bench:offload [--budget-gb 1.25] [--steps 2] [--reserve-gb 0.35]
+//   pnpm bench:offload [--budget-gb 1.25] [--steps 3] [--reserve-gb 0.35]
+//                      [--cache-gb 0.25] [--modes none,paged] [--max-experts 512]
+//                      [--encoder task|token] [--expert-init eager|first-use]
+//                      [--write-back sync|async]
 //
 // --reserve-gb is offload.reserveGB: host memory kept for activations and the
-// runtime (measured here at ~0.3 GB for this family: node, tfjs, the addon).
+// runtime (measured here at ~0.3 GB for this family: node, tfjs, the addon);
+// --cache-gb is offload.expertCacheGB and --expert-init offload.expertInit (paged
+// mode; eager writes every expert's initial parameters to the store before
+// training, first-use when a batch first routes to it).
 //
-// POLYMOE_POOL_MB (default here 128) sizes the native buffer pool in both modes.
-// Candidates grow the experts per MoE layer (8, 16, 24, ...) until one fails.
-// Last line: one JSON object with max_params_no_offload, max_params_offload,
-// tokens_per_s_offload, peak_rss_gb and budget_gb.
+// POLYMOE_POOL_MB (default here 128) sizes the native buffer pool in every mode.
+// Candidates grow the experts per MoE layer (none/state: 8, 16, 24, ...; paged:
+// 64, 128, 256, ... up to --max-experts, which bounds the run's time: each
+// candidate first writes every expert's initial parameters to the store) until
+// one fails. Last line: one JSON object with max_params_no_offload,
+// max_params_offload (paged), tokens_per_s_offload, peak_rss_gb and budget_gb.
 import { spawnSync } from "node:child_process";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -20,18 +31,37 @@ import { parseArgs } from "node:util";
 const { values: args } = parseArgs({
   options: {
     "budget-gb": { type: "string", default: "1.25" },
-    steps: { type: "string", default: "2" },
+    steps: { type: "string", default: "3" },
     "reserve-gb": { type: "string", default: "0.35" },
+    "cache-gb": { type: "string", default: "0.25" },
+    modes: { type: "string", default: "none,paged" },
+    "max-experts": { type: "string", default: "512" },
+    encoder: { type: "string", default: "task" },
+    "expert-init": { type: "string", default: "eager" },
+    "write-back": { type: "string", default: "sync" },
   },
 });
 const budget = Number(args["budget-gb"]);
 const child = path.join(path.dirname(fileURLToPath(import.meta.url)), "offload_child.ts");
 const LADDER = [8, 16, 24, 32, 40, 48, 64, 80, 96, 112, 128, 160, 192, 256];
+const maxExperts = Number(args["max-experts"]);
+const PAGED_LADDER: number[] = [];
+for (let e = 64; e <= maxExperts; e *= 2) PAGED_LADDER.push(e);
+type Mode = "none" | "state" | "paged";
+const modes = (args.modes as string).split(",") as Mode[];
+for (const m of modes) {
+  if (!["none", "state", "paged"].includes(m))
+    throw new Error(`--modes: unknown mode ${m}; valid: none, state, paged`);
+}
 
 interface Result {
   experts: number;
   offload: boolean;
+  paged?: boolean;
   params: number;
+  residentParams?: number;
+  initS?: number;
+  expertsPerStep?: number;
   ok: boolean;
   peakRssGB: number;
   tokensPerS?: number;
@@ -41,7 +71,8 @@ interface Result {
   error?: string;
 }
 
-function measure(experts: number, offload: boolean): Result {
+function measure(experts: number, mode: Mode): Result {
+  const offload = mode !== "none";
   const argv = [
     "--conditions=@polymoe/source",
     "--import",
@@ -55,7 +86,15 @@ function measure(experts: number, offload: boolean): Result {
     args.steps as string,
     "--reserve-gb",
     args["reserve-gb"] as string,
-    ...(offload ? ["--offload"] : []),
+    "--cache-gb",
+    args["cache-gb"] as string,
+    "--encoder",
+    args.encoder as string,
+    "--expert-init",
+    args["expert-init"] as string,
+    "--write-back",
+    args["write-back"] as string,
+    ...(mode === "state" ? ["--offload"] : mode === "paged" ? ["--paged"] : []),
   ];
   // The native backend's pool of idle output buffers counts against the budget like
   // everything else: the same 128 MB for both modes (its default is an eighth of RAM).
@@ -78,36 +117,49 @@ function measure(experts: number, offload: boolean): Result {
 
 const fmtM = (n: number) => `${(n / 1e6).toFixed(1)}M`;
 console.log(
-  `bench:offload — host-memory budget ${budget} GB; taskmoe family (d 256, 2+2 layers, MoE every other layer, expert dFF 1024)`,
+  `bench:offload — host-memory budget ${budget} GB; taskmoe family (d 256, 2+2 layers, MoE every other layer, ` +
+    `expert dFF 1024, top-2 of 8 tasks in the decoder, ${args.encoder === "token" ? "top-2 token" : "top-2 task"} routing in the encoder)`,
 );
 console.log(
-  `${"mode".padEnd(12)}${"experts".padStart(8)}${"params".padStart(10)}${"peak RSS".padStart(11)}${"tok/s".padStart(8)}${"step ms".padStart(9)}${"disk r/w MB/step".padStart(19)}  result`,
+  `${"mode".padEnd(12)}${"experts".padStart(8)}${"params".padStart(10)}${"resident".padStart(10)}${"peak RSS".padStart(11)}${"tok/s".padStart(8)}${"step ms".padStart(9)}${"disk r/w MB/step".padStart(19)}${"init s".padStart(8)}  result`,
 );
-const best: Record<"none" | "offload", Result | undefined> = { none: undefined, offload: undefined };
-for (const offload of [false, true]) {
-  const mode = offload ? "offload" : "none";
-  for (const experts of LADDER) {
-    const r = measure(experts, offload);
+const best: Record<Mode, Result | undefined> = { none: undefined, state: undefined, paged: undefined };
+for (const mode of modes) {
+  for (const experts of mode === "paged" ? PAGED_LADDER : LADDER) {
+    const r = measure(experts, mode);
     const disk =
       r.diskReadMBPerStep !== undefined
         ? `${r.diskReadMBPerStep.toFixed(0)}/${(r.diskWrittenMBPerStep ?? 0).toFixed(0)}`
         : "-";
+    const label = mode === "none" ? "no offload" : mode === "state" ? "Adam state" : "paged";
     console.log(
-      `${(offload ? "offload" : "no offload").padEnd(12)}${String(experts).padStart(8)}${fmtM(r.params).padStart(10)}` +
+      `${label.padEnd(12)}${String(experts).padStart(8)}${fmtM(r.params).padStart(10)}` +
+        `${(r.residentParams !== undefined ? fmtM(r.residentParams) : "-").padStart(10)}` +
         `${`${r.peakRssGB.toFixed(3)} GB`.padStart(11)}${(r.tokensPerS?.toFixed(0) ?? "-").padStart(8)}` +
-        `${(r.stepMs?.toFixed(0) ?? "-").padStart(9)}${disk.padStart(19)}  ${r.ok ? "ok" : `FAIL: ${(r.error ?? "").slice(0, 160)}`}`,
+        `${(r.stepMs?.toFixed(0) ?? "-").padStart(9)}${disk.padStart(19)}${(r.initS?.toFixed(0) ?? "-").padStart(8)}` +
+        `  ${r.ok ? `ok${r.expertsPerStep !== undefined ? ` (${r.expertsPerStep} experts fetched/step)` : ""}` : `FAIL: ${(r.error ?? "").slice(0, 160)}`}`,
     );
     if (!r.ok) break;
     best[mode] = r;
   }
 }
 const none = best.none;
-const off = best.offload;
+const state = best.state;
+const off = best.paged ?? best.state;
+const lastPaged = PAGED_LADDER.at(-1);
 console.log("");
-if (none && off) {
+if (none && state) {
   console.log(
-    `largest trainable: ${fmtM(none.params)} parameters without offload, ${fmtM(off.params)} with it ` +
-      `(${(off.params / none.params).toFixed(2)}x); throughput ${none.tokensPerS?.toFixed(0)} vs ${off.tokensPerS?.toFixed(0)} tokens/s`,
+    `optimizer state offloaded, experts resident: ${fmtM(state.params)} parameters vs ${fmtM(none.params)} ` +
+      `(${(state.params / none.params).toFixed(2)}x)`,
+  );
+}
+if (none && best.paged) {
+  const capped = best.paged.experts === lastPaged;
+  console.log(
+    `largest trainable: ${fmtM(none.params)} parameters without offload, ${fmtM(best.paged.params)} with paged experts ` +
+      `(${(best.paged.params / none.params).toFixed(2)}x${capped ? `; the ladder's cap --max-experts ${maxExperts}, not a failure, ended it` : ""}); ` +
+      `throughput ${none.tokensPerS?.toFixed(0)} vs ${best.paged.tokensPerS?.toFixed(0)} tokens/s`,
   );
 }
 console.log(
@@ -116,6 +168,9 @@ console.log(
     max_params_no_offload: none?.params ?? 0,
     max_params_offload: off?.params ?? 0,
     ratio: none && off ? +(off.params / none.params).toFixed(2) : null,
+    offload_mode: best.paged ? "paged" : best.state ? "state" : null,
+    capped_by_max_experts: best.paged ? best.paged.experts === lastPaged : null,
+    max_params_state_offload: state?.params ?? null,
     tokens_per_s_no_offload: none ? +(none.tokensPerS ?? 0).toFixed(1) : null,
     tokens_per_s_offload: off ? +(off.tokensPerS ?? 0).toFixed(1) : null,
     peak_rss_gb: off ? +off.peakRssGB.toFixed(3) : null,

@@ -1,7 +1,9 @@
 // One measurement of pnpm bench:offload (a fresh process, so its peak RSS is
 // its own): trains a taskmoe-family model with `experts` experts per MoE layer
-// for a few steps on synthetic batches, with or without offloaded optimizer
-// state, and prints one JSON line: parameters, peak RSS, tokens/s, disk
+// for a few steps on synthetic batches — without offload, with offloaded
+// optimizer state (--offload), or with paged experts (--paged: expert
+// parameters, gradients and moments in the store, only routed experts
+// fetched) — and prints one JSON line: parameters, peak RSS, tokens/s, disk
 // traffic per step, or the error that stopped it.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -10,12 +12,18 @@ import { parseArgs } from "node:util";
 
 import { useBackend } from "@polymoe/kernels";
 import { Transformer } from "@polymoe/model";
+import { OffloadConfig, PagedExperts, pagedDir } from "@polymoe/offload";
 import { type BatchSource, Progress, type TrainBatch, TrainConfig, Trainer } from "@polymoe/train";
 
 const { values: a } = parseArgs({
   options: {
     experts: { type: "string" },
     offload: { type: "boolean", default: false },
+    paged: { type: "boolean", default: false },
+    "cache-gb": { type: "string", default: "0.25" },
+    encoder: { type: "string", default: "task" },
+    "expert-init": { type: "string", default: "eager" },
+    "write-back": { type: "string", default: "sync" },
     "budget-gb": { type: "string" },
     "reserve-gb": { type: "string", default: "0.5" },
     steps: { type: "string", default: "2" },
@@ -25,12 +33,51 @@ const { values: a } = parseArgs({
 const E = Number(a.experts);
 const budgetGB = Number(a["budget-gb"]);
 const steps = Number(a.steps);
+const paged = a.paged;
+const offload = a.offload || paged;
+if (a.encoder !== "task" && a.encoder !== "token") throw new Error(`--encoder task|token, got ${a.encoder}`);
 
 await useBackend("native");
 
 const VOCAB = 8000;
 const TASKS = 8;
-/** The taskmoe family: taskmoe-base's layout (top-2 token routing in the encoder, task routing in the decoder, MoE on every other layer), at a width that fits the bench's budget. */
+const runDir = mkdtempSync(path.join(tmpdir(), "polymoe-bench-offload-run-"));
+const storeDir = a.dir ?? mkdtempSync(path.join(tmpdir(), "polymoe-bench-offload-store-"));
+const offloadConfig = {
+  dir: storeDir,
+  hostMemoryGB: budgetGB,
+  reserveGB: Number(a["reserve-gb"]),
+  enforceBudget: true,
+  ...(paged
+    ? {
+        experts: "paged" as const,
+        expertCacheGB: Number(a["cache-gb"]),
+        expertInit: a["expert-init"] === "first-use" ? ("first-use" as const) : ("eager" as const),
+      }
+    : {}),
+};
+/**
+ * The taskmoe family: MoE on every other layer, top-2 task routing by target
+ * language over 8 tasks in the decoder and (default, --encoder task) in the
+ * encoder too — a batch touches at most 16 experts per layer — or top-2
+ * token routing in the encoder (--encoder token, taskmoe-base's layout), at
+ * a width that fits the bench's budget.
+ */
+const encoderRouter =
+  a.encoder === "token"
+    ? { router: { type: "topk" as const, k: 2, capacityFactor: 1.25 } }
+    : { taskKey: "target-language" as const, router: { type: "task" as const, k: 2, numTasks: TASKS } };
+const t0 = performance.now();
+const resolved = OffloadConfig.parse(offloadConfig);
+const pager = paged
+  ? new PagedExperts({
+      dir: pagedDir(resolved.dir),
+      cacheBytes: resolved.expertCacheGB * 2 ** 30,
+      fsync: resolved.fsync,
+      init: resolved.expertInit,
+      asyncWriteBack: a["write-back"] === "async",
+    })
+  : undefined;
 const model = new Transformer(
   {
     vocabSize: VOCAB,
@@ -42,7 +89,7 @@ const model = new Transformer(
     maxLength: 64,
     dropout: 0.1,
     moe: {
-      encoder: { numExperts: E, dFF: 1024, router: { type: "topk", k: 2, capacityFactor: 1.25 } },
+      encoder: { numExperts: E, dFF: 1024, ...encoderRouter },
       decoder: {
         numExperts: E,
         dFF: 1024,
@@ -51,10 +98,11 @@ const model = new Transformer(
       },
     },
   },
-  { seed: 1 },
+  { seed: 1, ...(pager ? { pager } : {}) },
 );
+const initMs = performance.now() - t0;
 
-/** Endless synthetic batches: 8 sentences of 16 tokens, two target languages per batch. */
+/** Endless synthetic batches: 8 sentences of 16 tokens, all 8 target languages in every batch. */
 function batches(): BatchSource {
   let pos = 0;
   let s = 12345;
@@ -73,7 +121,7 @@ function batches(): BatchSource {
         tgtIn[b * L] = 1;
         tgtIn.set(tgt.subarray(b * L, b * L + L - 1), b * L + 1);
       }
-      const lang = Int32Array.from({ length: B }, (_, b) => (2 * pos + (b % 2)) % TASKS);
+      const lang = Int32Array.from({ length: B }, (_, b) => (pos + b) % TASKS);
       pos++;
       return {
         done: false,
@@ -101,10 +149,15 @@ function batches(): BatchSource {
   };
 }
 
-const runDir = mkdtempSync(path.join(tmpdir(), "polymoe-bench-offload-run-"));
-const storeDir = a.dir ?? mkdtempSync(path.join(tmpdir(), "polymoe-bench-offload-store-"));
 const params = model.numParameters();
-const out: Record<string, unknown> = { experts: E, offload: a.offload, params };
+const out: Record<string, unknown> = {
+  experts: E,
+  offload,
+  paged,
+  params,
+  residentParams: [...model.variables().values()].reduce((n, v) => n + v.size, 0),
+  initS: +(initMs / 1000).toFixed(1),
+};
 try {
   const config = TrainConfig.parse({
     maxSteps: steps,
@@ -112,16 +165,7 @@ try {
     saveEvery: 0,
     logEvery: 1,
     optimizer: { lr: 1e-4, weightDecay: 1e-4, schedule: { type: "constant", warmupSteps: 1 } },
-    ...(a.offload
-      ? {
-          offload: {
-            dir: storeDir,
-            hostMemoryGB: budgetGB,
-            reserveGB: Number(a["reserve-gb"]),
-            enforceBudget: true,
-          },
-        }
-      : {}),
+    ...(offload ? { offload: offloadConfig } : {}),
   });
   const trainer = new Trainer({
     model,
@@ -139,7 +183,8 @@ try {
   let written = 0;
   for (let i = 0; i < steps; i++) {
     const r = await trainer.trainStep();
-    if (process.env.BENCH_OFFLOAD_DEBUG) console.error(JSON.stringify(r.timings));
+    if (process.env.BENCH_OFFLOAD_DEBUG)
+      console.error(JSON.stringify({ timings: r.timings, memory: r.memory, paged: pager?.lastStep() }));
     if (i > 0) {
       // The first step allocates the optimizer state; time the rest.
       tokens += r.tokens;
@@ -156,6 +201,7 @@ try {
     stepMs: ms / (steps - 1),
     diskReadMBPerStep: read / (steps - 1) / 2 ** 20,
     diskWrittenMBPerStep: written / (steps - 1) / 2 ** 20,
+    ...(pager ? { expertsPerStep: pager.lastStep()?.expertsUpdated } : {}),
   });
   if (!out.ok) out.error = `peak RSS ${(peak / 2 ** 30).toFixed(3)} GB over the ${budgetGB} GB budget`;
 } catch (e) {

@@ -31,6 +31,7 @@ import {
 import { encodeEvalBatches } from "@polymoe/eval";
 import { useBackend } from "@polymoe/kernels";
 import { type ModelConfig, Transformer } from "@polymoe/model";
+import { OffloadError, PagedExperts } from "@polymoe/offload";
 import { createWorld, ParallelError } from "@polymoe/parallel";
 import {
   aggregateExperts,
@@ -257,11 +258,24 @@ export async function runTraining(config: RunConfig, opts: RunOptions = {}): Pro
     ]);
   }
 
-  // Model (each rank builds its share: its experts, its tensor slices).
+  // Model (each rank builds its share: its experts, its tensor slices). With
+  // train.offload.experts "paged" the experts live in a PagedExperts store
+  // under offload.dir instead of tfjs variables.
+  const offload = config.train.offload;
+  const paged = offload?.experts === "paged";
+  if (paged && (config.train.init.expertsFromDense || config.train.init.aggregateExperts)) {
+    throw new OffloadError(
+      "INVALID_ARGUMENT",
+      "train.offload.experts 'paged' cannot be combined with train.init.expertsFromDense or " +
+        "train.init.aggregateExperts yet (they write expert variables); initialise in a run without paging, " +
+        "then resume from its checkpoint with paging on",
+    );
+  }
   const model = new Transformer(modelConfig, {
     seed: config.train.seed,
     ...(rt ? { exchange: rt.hooks.exchange } : {}),
     ...(rt?.hooks.slicing ? { slicing: rt.hooks.slicing } : {}),
+    ...(paged && offload ? { pager: PagedExperts.fromConfig(offload) } : {}),
   });
   const resuming = !opts.fresh && lastCheckpoint(runDir) !== null;
   // Every checkpoint carries the tokenizer it was trained with (so it can be
@@ -436,5 +450,6 @@ export async function runTraining(config: RunConfig, opts: RunOptions = {}): Pro
     source?.dispose();
     trainer.dispose();
     model.dispose();
+    if (model.pager instanceof PagedExperts) model.pager.dispose();
   }
 }

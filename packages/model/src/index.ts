@@ -20,6 +20,7 @@ export {
   type ParameterGroups,
   packRows,
 } from "./moe/moe_layer.js";
+export type { ExpertPager, PagedLayerSpec, PagedWeights } from "./moe/pager.js";
 export {
   type DecoderState,
   type EncoderMemory,

@@ -39,6 +39,7 @@ import { ModelError } from "./errors.js";
 import { applyLinear, applyNorm, drop, type Linear, linear, type Norm, norm, ParamStore } from "./layers.js";
 import type { ExpertExchange, ExpertExchangeFactory, ExpertSlicing } from "./moe/exchange.js";
 import { MoeLayer } from "./moe/moe_layer.js";
+import type { ExpertPager } from "./moe/pager.js";
 
 /** One batch of token ids, row-major, with padding masks and per-sentence task ids. */
 export interface ModelBatch {
@@ -149,6 +150,12 @@ export interface TransformerInit {
   exchange?: ExpertExchange | ExpertExchangeFactory;
   /** Tensor slicing of every MoE layer's expert FFNs. */
   slicing?: ExpertSlicing;
+  /**
+   * Paged experts (ZeRO-Infinity for MoE): every MoE layer keeps its expert
+   * parameters in this pager instead of tfjs variables, and fetches only the
+   * experts each batch routes to (one process; no exchange or slicing).
+   */
+  pager?: ExpertPager;
 }
 
 interface DenseFFN {
@@ -200,6 +207,8 @@ export class Transformer {
   readonly decoder: Block[];
   private readonly encNorm: Norm | null;
   private readonly decNorm: Norm;
+  /** The pager holding the experts' parameters (TransformerInit.pager), or null. */
+  readonly pager: ExpertPager | null;
 
   constructor(config: ModelConfigInput | ModelConfig, init: TransformerInit) {
     this.config = parseConfig(ModelConfig, config, { prefix: "model" });
@@ -211,6 +220,13 @@ export class Transformer {
       );
     }
     this.store = new ParamStore(init.namespace ?? "model", init.trainable ?? true);
+    this.pager = init.pager ?? null;
+    if (this.pager && (init.exchange || init.slicing)) {
+      throw new ModelError(
+        "INVALID_CONFIG",
+        "TransformerInit.pager cannot be combined with exchange or slicing: paged experts train in one process",
+      );
+    }
     let seed = init.seed * 1000;
     const next = () => seed++ * 7;
     this.embed = this.store.add(
@@ -276,6 +292,7 @@ export class Transformer {
               trainable: init.trainable ?? true,
               ...(exchange ? { exchange } : {}),
               ...(init.slicing ? { slicing: init.slicing } : {}),
+              ...(init.pager ? { paging: { pager: init.pager, name: `${name}.ffn.experts` } } : {}),
             },
           );
           this.store.adopt(`${name}.ffn`, layer.variables());
@@ -347,9 +364,11 @@ export class Transformer {
     return out;
   }
 
+  /** Parameters of the model, paged experts included. */
   numParameters(): number {
     let n = 0;
     for (const v of this.store.vars.values()) n += v.size;
+    if (this.pager) for (const { layer } of this.moeLayers()) n += layer.experts.numParameters();
     return n;
   }
 

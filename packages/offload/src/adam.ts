@@ -138,7 +138,8 @@ export class OffloadedAdamW {
       largest = Math.max(largest, off);
     }
     const budget = offload.hostMemoryGB * GiB;
-    const reserve = offload.reserveGB * GiB;
+    // Paged experts' cache is host memory too (their store is PagedExperts').
+    const reserve = (offload.reserveGB + (offload.experts === "paged" ? offload.expertCacheGB : 0)) * GiB;
     const workingSet = 4 * largest;
     const minimum = 2 * paramBytes + reserve + workingSet;
     this.plan = {
@@ -155,7 +156,8 @@ export class OffloadedAdamW {
         "BUDGET_TOO_SMALL",
         `offload.hostMemoryGB is ${offload.hostMemoryGB} but this model needs at least ${gb(minimum)} of host memory: ` +
           `${gb(paramBytes)} of parameters, ${gb(paramBytes)} of gradients, ${gb(workingSet)} for the largest ` +
-          `optimizer-state slice and offload.reserveGB ${offload.reserveGB}; set offload.hostMemoryGB to ${gbSetting(minimum)} or more ` +
+          `optimizer-state slice and offload.reserveGB ${offload.reserveGB}` +
+          `${offload.experts === "paged" ? ` + offload.expertCacheGB ${offload.expertCacheGB}` : ""}; set offload.hostMemoryGB to ${gbSetting(minimum)} or more ` +
           "(or use a smaller model)",
       );
     }
@@ -308,7 +310,12 @@ export class OffloadedAdamW {
         this.store.release(key, true);
       }
     }
-    for (const v of views.values()) if (v.out) v.p.assign(tensor(v.out, v.p.shape, "float32"));
+    for (const v of views.values()) {
+      if (!v.out) continue;
+      const t = tensor(v.out, v.p.shape, "float32");
+      v.p.assign(t);
+      t.dispose();
+    }
     this.last = { ...this.store.stats(), expertsUpdated, expertsSkipped };
     if (this.opts.offload.enforceBudget) this.checkRss();
   }

@@ -25,11 +25,29 @@ export const OffloadConfig = z.strictObject({
         "(POLYMOE_POOL_MB) included; not used by the store's cache",
     ),
   experts: z
-    .enum(["dense", "routed"])
+    .enum(["dense", "routed", "paged"])
     .default("dense")
     .describe(
       "dense: every expert is updated every step (same result as no offload); routed: only experts the batch " +
-        "routed tokens to are paged in and updated (lazy Adam: others keep parameters and moments)",
+        "routed tokens to are paged in and updated (lazy Adam: others keep parameters and moments); paged: " +
+        "expert parameters, gradients and moments live in the store, not in tfjs variables — each step fetches " +
+        "only the experts the batch routes to (the model must be built with a PagedExperts pager; same updates " +
+        "as routed)",
+    ),
+  expertCacheGB: z
+    .number()
+    .positive()
+    .default(0.25)
+    .describe(
+      "experts: paged — part of hostMemoryGB the paged experts' store may cache (parameters and moments of " +
+        "recently used experts); the rest of them is on disk",
+    ),
+  expertInit: z
+    .enum(["eager", "first-use"])
+    .default("eager")
+    .describe(
+      "experts: paged — eager: every expert's initial parameters are written to the store before training; " +
+        "first-use: an expert's are drawn (same values: per-expert seeds) when a batch first routes to it",
     ),
   fsync: z
     .boolean()

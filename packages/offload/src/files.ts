@@ -68,7 +68,7 @@ export function readFloats(file: string, out: Float32Array): void {
   }
 }
 
-function ioError(e: unknown, file: string, op: "read" | "write", bytes: number): Error {
+export function ioError(e: unknown, file: string, op: "read" | "write", bytes: number): Error {
   const err = e as NodeJS.ErrnoException;
   if (err.code === "ENOSPC" || err.code === "EDQUOT") {
     const dir = path.dirname(file);

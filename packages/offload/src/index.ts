@@ -11,6 +11,7 @@ export {
 } from "./adam.js";
 export { OffloadConfig, type OffloadConfigInput } from "./config.js";
 export { OffloadError, type OffloadErrorCode } from "./errors.js";
+export { PagedExperts, type PagedExpertsOptions, type PagedStepStats, pagedDir } from "./paged.js";
 export {
   countParameters,
   largestTrainable,

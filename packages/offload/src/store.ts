@@ -6,7 +6,8 @@ import { readdirSync, rmSync } from "node:fs";
 import path from "node:path";
 
 import { gb, OffloadError } from "./errors.js";
-import { prepareDir, readFloats, writeFloatsAtomic } from "./files.js";
+import { ioError, prepareDir, readFloats, writeFloatsAtomic } from "./files.js";
+import { BackgroundWriter } from "./writer.js";
 
 /** Counters of a store; `reset()` starts a new window (e.g. one training step). */
 export interface StoreStats {
@@ -31,6 +32,8 @@ interface Entry {
   dirty: boolean;
   onDisk: boolean;
   pins: number;
+  /** Sequence number of its background write still in flight (0: none). */
+  pending: number;
 }
 
 export interface TieredStoreOptions {
@@ -39,6 +42,15 @@ export interface TieredStoreOptions {
   hostBytes: number;
   /** fsync each file before its rename (default true). */
   fsync?: boolean;
+  /** The setting to raise when the budget is too small (default "offload.hostMemoryGB"). */
+  budgetName?: string;
+  /**
+   * Write evicted tensors from a background thread while the caller computes
+   * (default false: written before eviction returns). Their bytes count
+   * against hostBytes until the write completes; a failed write is thrown by
+   * the next store call.
+   */
+  asyncWriteBack?: boolean;
 }
 
 export class TieredStore {
@@ -48,6 +60,10 @@ export class TieredStore {
   /** Unpinned host-resident tensors, least recently used first (Map order). */
   private readonly lru = new Map<string, Entry>();
   private readonly fsync: boolean;
+  private readonly budgetName: string;
+  private writer: BackgroundWriter | null;
+  /** Background writes not yet reaped: sequence number and bytes (still counted in `held`). */
+  private inFlight: { seq: number; bytes: number; entry: Entry }[] = [];
   private held = 0;
   private total = 0;
   private window = { bytesRead: 0, bytesWritten: 0, pageIns: 0, writeBacks: 0, peakHostBytes: 0 };
@@ -62,6 +78,8 @@ export class TieredStore {
     this.dir = opts.dir;
     this.hostBytes = opts.hostBytes;
     this.fsync = opts.fsync ?? true;
+    this.budgetName = opts.budgetName ?? "offload.hostMemoryGB";
+    this.writer = opts.asyncWriteBack ? new BackgroundWriter() : null;
     prepareDir(opts.dir);
     // Files of an earlier run are stale: state comes from checkpoints.
     for (const f of readdirSync(opts.dir))
@@ -89,7 +107,7 @@ export class TieredStore {
       );
     }
     this.drop(key);
-    const e: Entry = { length, host: null, dirty: false, onDisk: false, pins: 0 };
+    const e: Entry = { length, host: null, dirty: false, onDisk: false, pins: 0, pending: 0 };
     this.entries.set(key, e);
     this.total += length * 4;
     if (init) {
@@ -109,6 +127,7 @@ export class TieredStore {
   acquire(key: string): Float32Array {
     const e = this.need(key);
     if (!e.host) {
+      if (e.pending) this.waitWrite(e.pending);
       const bytes = e.length * 4;
       this.makeRoom(bytes, key);
       const reused = this.take(e.length);
@@ -135,9 +154,45 @@ export class TieredStore {
     if (e.pins === 0) this.lru.set(key, e);
   }
 
-  /** Writes every changed tensor to disk (host copies stay). */
+  /** Writes every changed tensor to disk (host copies stay) and waits for background writes. */
   flush(): void {
     for (const [key, e] of this.entries) if (e.host && e.dirty) this.writeBack(key, e);
+    if (this.writer) this.waitWrite(this.writer.posted);
+  }
+
+  /** Waits for background write `seq` (and earlier ones), then releases their bytes. */
+  private waitWrite(seq: number): void {
+    this.writer?.waitFor(seq);
+    this.reap();
+  }
+
+  /** Releases the bytes of completed background writes; throws the first failure. */
+  private reap(): void {
+    const w = this.writer;
+    if (!w) return;
+    const failed = w.failure();
+    if (failed) {
+      const err = Object.assign(new Error(failed.message), { code: failed.code });
+      throw ioError(err, failed.file, "write", failed.bytes);
+    }
+    const done = w.done();
+    if (this.inFlight.length === 0 || (this.inFlight[0] as { seq: number }).seq > done) return;
+    const rest: typeof this.inFlight = [];
+    for (const f of this.inFlight) {
+      if (f.seq <= done) {
+        this.held -= f.bytes;
+        if (f.entry.pending === f.seq) f.entry.pending = 0;
+      } else rest.push(f);
+    }
+    this.inFlight = rest;
+  }
+
+  /** Stops the background writer after waiting for its writes (the store stays usable, writing synchronously). */
+  close(): void {
+    if (!this.writer) return;
+    this.waitWrite(this.writer.posted);
+    this.writer.close();
+    this.writer = null;
   }
 
   /** Removes `key` from memory and disk. */
@@ -145,6 +200,7 @@ export class TieredStore {
     const e = this.entries.get(key);
     if (!e) return;
     if (e.pins > 0) throw new OffloadError("INVALID_ARGUMENT", `TieredStore.drop(${key}): still acquired`);
+    if (e.pending) this.waitWrite(e.pending);
     if (e.host) this.held -= e.length * 4;
     this.lru.delete(key);
     if (e.onDisk) rmSync(this.file(key), { force: true });
@@ -158,6 +214,7 @@ export class TieredStore {
   }
 
   stats(): StoreStats {
+    this.reap();
     return { ...this.window, hostBytes: this.held, totalBytes: this.total };
   }
 
@@ -204,20 +261,44 @@ export class TieredStore {
   /** Evicts unpinned tensors, least recently used first, until `bytes` more fit. */
   private makeRoom(bytes: number, forKey: string): void {
     this.spare = null;
+    this.reap();
+    // With background writes, evict one request's worth ahead: its write then
+    // overlaps the caller's work until the next eviction, which waits for it.
+    const ahead = this.writer ? bytes : 0;
+    let flying = 0;
+    for (const f of this.inFlight) flying += f.bytes;
     for (const [key, e] of this.lru) {
-      if (this.held + bytes <= this.hostBytes) break;
+      if (this.held - flying + bytes + ahead <= this.hostBytes) break;
+      const host = e.host as Float32Array;
+      if (e.dirty && this.writer && host.byteOffset === 0 && host.buffer.byteLength === host.byteLength) {
+        // Written in the background; its bytes stay counted until the write completes.
+        e.pending = this.writer.write(this.file(key), host, this.fsync);
+        flying += e.length * 4;
+        this.inFlight.push({ seq: e.pending, bytes: e.length * 4, entry: e });
+        e.onDisk = true;
+        e.dirty = false;
+        e.host = null;
+        this.window.bytesWritten += e.length * 4;
+        this.window.writeBacks++;
+        this.lru.delete(key);
+        continue;
+      }
       if (e.dirty) this.writeBack(key, e);
       this.spare = e.host;
       e.host = null;
       this.held -= e.length * 4;
       this.lru.delete(key);
     }
+    // Still short: wait for background writes to free their bytes.
+    while (this.held + bytes > this.hostBytes && this.inFlight.length > 0) {
+      this.waitWrite((this.inFlight[0] as { seq: number }).seq);
+    }
     if (this.held + bytes > this.hostBytes) {
       this.spare = null;
       throw new OffloadError(
         "BUDGET_EXCEEDED",
         `the offload store needs ${gb(this.held + bytes)} of host memory to hold '${forKey}' next to the ` +
-          `tensors in use, over its budget of ${gb(this.hostBytes)}; raise offload.hostMemoryGB`,
+          `tensors in use, over its budget of ${gb(this.hostBytes)}; raise ${this.budgetName}`,
       );
     }
   }

@@ -31,6 +31,7 @@ import {
 import path from "node:path";
 
 import type { ExpertLayout, Transformer } from "@polymoe/model";
+import { PagedExperts } from "@polymoe/offload";
 import { tensor, tidy, type Variable } from "@tensorflow/tfjs-core";
 
 import { TrainError } from "./errors.js";
@@ -44,10 +45,12 @@ import {
 } from "./parallel.js";
 import {
   fsyncDir,
+  type LazyTensorEntry,
   SafetensorsFile,
   type TensorEntry,
   writeFileAtomic,
   writeSafetensors,
+  writeSafetensorsLazy,
 } from "./safetensors.js";
 import { expertName, joinSlices, takeSlice } from "./tensor_layout.js";
 
@@ -467,11 +470,26 @@ export function saveCheckpoint(
   const tmp = path.join(dir, `.tmp-${name}-${process.pid}`);
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp);
-  writeSafetensors(path.join(tmp, "model.safetensors"), modelTensors(model), { format: CHECKPOINT_FORMAT });
-  if (optimizer) {
-    writeSafetensors(path.join(tmp, "optimizer.safetensors"), optimizerTensors(model, optimizer.state()), {
-      format: CHECKPOINT_FORMAT,
-    });
+  const pager = model.pager instanceof PagedExperts ? model.pager : null;
+  if (pager) {
+    // Paged experts stream from their store into the files one expert at a time,
+    // in the same per-expert layout as resident experts.
+    const tensors: Map<string, TensorEntry | LazyTensorEntry> = modelTensors(model);
+    const moments: Map<string, TensorEntry | LazyTensorEntry> = optimizer
+      ? optimizerTensors(model, optimizer.state())
+      : new Map();
+    addPagedTensors(pager, tensors, optimizer ? moments : null);
+    writeSafetensorsLazy(path.join(tmp, "model.safetensors"), tensors, { format: CHECKPOINT_FORMAT });
+    if (optimizer) {
+      writeSafetensorsLazy(path.join(tmp, "optimizer.safetensors"), moments, { format: CHECKPOINT_FORMAT });
+    }
+  } else {
+    writeSafetensors(path.join(tmp, "model.safetensors"), modelTensors(model), { format: CHECKPOINT_FORMAT });
+    if (optimizer) {
+      writeSafetensors(path.join(tmp, "optimizer.safetensors"), optimizerTensors(model, optimizer.state()), {
+        format: CHECKPOINT_FORMAT,
+      });
+    }
   }
   writeFileAtomic(path.join(tmp, "state.json"), [Buffer.from(`${JSON.stringify(state, null, 2)}\n`)]);
   writeExtraFiles(tmp, opts.files);
@@ -490,6 +508,80 @@ export function saveCheckpoint(
   fsyncDir(dir);
   prune(dir, opts.keepLast);
   return final;
+}
+
+/**
+ * Adds the paged experts' parameters (and moments: zeros for experts never
+ * updated) under the names resident experts get, read lazily one expert at a
+ * time (the writer visits one expert's parts back to back).
+ */
+function addPagedTensors(
+  pager: PagedExperts,
+  params: Map<string, TensorEntry | LazyTensorEntry>,
+  moments: Map<string, TensorEntry | LazyTensorEntry> | null,
+): void {
+  let memo: { key: string; value: ReturnType<PagedExperts["expert"]> } | null = null;
+  const get = (layer: string, e: number) => {
+    const key = `${layer}|${e}`;
+    if (memo?.key !== key) memo = { key, value: pager.expert(layer, e) };
+    return memo.value;
+  };
+  for (const { name, numExperts, parts } of pager.layout()) {
+    for (let e = 0; e < numExperts; e++) {
+      for (const { part, shape } of parts) {
+        const full = expertName(`${name}.${part}`, e);
+        const n = shape.reduce((a, b) => a * b, 1);
+        params.set(full, { dtype: "F32", shape, read: () => get(name, e).params[part] });
+        if (!moments) continue;
+        moments.set(`${full}.m`, {
+          dtype: "F32",
+          shape,
+          read: () => get(name, e).m?.[part] ?? new Float32Array(n),
+        });
+        moments.set(`${full}.v`, {
+          dtype: "F32",
+          shape,
+          read: () => get(name, e).v?.[part] ?? new Float32Array(n),
+        });
+      }
+    }
+  }
+}
+
+/**
+ * Restores paged experts from a checkpoint's model file (and optimizer file
+ * unless `optimizer` is null): every expert of every layer, one at a time.
+ */
+function loadPaged(
+  dir: string,
+  pager: PagedExperts,
+  file: TensorReader,
+  optimizer: TensorReader | null,
+): void {
+  for (const { name, numExperts, parts } of pager.layout()) {
+    for (let e = 0; e < numExperts; e++) {
+      const params: Record<string, Float32Array> = {};
+      const m: Record<string, Float32Array> = {};
+      const v: Record<string, Float32Array> = {};
+      let moments = optimizer !== null;
+      for (const { part } of parts) {
+        const full = expertName(`${name}.${part}`, e);
+        if (!file.has(full)) {
+          throw new TrainError(
+            "ARCHITECTURE_MISMATCH",
+            `cannot load ${dir}: paged expert parameter ${full} is missing (the checkpoint's ${name} has fewer ` +
+              `than ${numExperts} experts, or no such layer)`,
+          );
+        }
+        params[part] = file.read(full).data as Float32Array;
+        if (optimizer?.has(`${full}.m`) && optimizer.has(`${full}.v`)) {
+          m[part] = optimizer.read(`${full}.m`).data as Float32Array;
+          v[part] = optimizer.read(`${full}.v`).data as Float32Array;
+        } else moments = false;
+      }
+      pager.load(name, e, params, moments ? m : null, moments ? v : null);
+    }
+  }
 }
 
 const STEP_DIR = /^checkpoint_(\d+)_(\d+)$/;
@@ -568,6 +660,17 @@ export function loadCheckpoint(
         v.assign(tensor(data, v.shape));
       }
     });
+    const pager = model.pager instanceof PagedExperts ? model.pager : null;
+    if (pager) {
+      const restoreMoments = !!optimizer && !opts.resetOptimizer && !!state.optimizer;
+      const set = restoreMoments ? TensorSet.open(dir, "optimizer") : null;
+      try {
+        loadPaged(dir, pager, file, set);
+      } finally {
+        set?.close();
+      }
+      pager.step = restoreMoments ? (state.optimizer?.step ?? 0) : 0;
+    }
   } finally {
     file.close();
   }

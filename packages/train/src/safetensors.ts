@@ -47,7 +47,7 @@ export function fsyncDir(dir: string): void {
  * Writes `chunks` to `file` atomically: a temporary file in the same
  * directory, fsync, rename over the target, fsync the directory.
  */
-export function writeFileAtomic(file: string, chunks: readonly Uint8Array[]): void {
+export function writeFileAtomic(file: string, chunks: Iterable<Uint8Array>): void {
   const tmp = `${file}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
   const fd = openSync(tmp, "w");
   try {
@@ -102,6 +102,57 @@ export function encodeSafetensors(
     chunks.push(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
   }
   return chunks;
+}
+
+/** A tensor whose values are read only when the writer reaches it (one at a time, in name order). */
+export interface LazyTensorEntry {
+  dtype: DType;
+  shape: number[];
+  read: () => Float32Array | Int32Array;
+}
+
+/**
+ * Writes tensors to a safetensors file atomically, reading each one's values
+ * only when its turn comes, so that a file larger than memory (paged experts)
+ * streams through one tensor at a time. Same bytes as writeSafetensors.
+ */
+export function writeSafetensorsLazy(
+  file: string,
+  tensors: Map<string, TensorEntry | LazyTensorEntry>,
+  metadata: Record<string, string> = {},
+): void {
+  const names = [...tensors.keys()].sort();
+  const header: Record<string, HeaderEntry | Record<string, string>> = {};
+  if (Object.keys(metadata).length > 0) header.__metadata__ = metadata;
+  let offset = 0;
+  for (const name of names) {
+    const t = tensors.get(name) as TensorEntry | LazyTensorEntry;
+    const bytes = t.shape.reduce((a, b) => a * b, 1) * 4;
+    header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes] };
+    offset += bytes;
+  }
+  let json = JSON.stringify(header);
+  json += " ".repeat((8 - ((8 + Buffer.byteLength(json)) % 8)) % 8);
+  const headerBytes = Buffer.from(json, "utf8");
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(headerBytes.byteLength));
+  function* chunks(): Generator<Uint8Array> {
+    yield len;
+    yield headerBytes;
+    for (const name of names) {
+      const t = tensors.get(name) as TensorEntry | LazyTensorEntry;
+      const d = "data" in t ? t.data : t.read();
+      const n = t.shape.reduce((a, b) => a * b, 1);
+      if (d.length !== n) {
+        throw new TrainError(
+          "INVALID_ARGUMENT",
+          `safetensors: ${name} has ${d.length} values for shape [${t.shape}]`,
+        );
+      }
+      yield new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
+    }
+  }
+  writeFileAtomic(file, chunks());
 }
 
 export function writeSafetensors(

@@ -1,7 +1,7 @@
 import { appendFileSync, mkdirSync } from "node:fs";
 import path from "node:path";
 import type { ForwardOutput, ModelBatch, Transformer } from "@polymoe/model";
-import { OffloadedAdamW } from "@polymoe/offload";
+import { OffloadedAdamW, PagedExperts } from "@polymoe/offload";
 import { Rng, type RoutingMetrics } from "@polymoe/routers";
 import {
   add,
@@ -200,15 +200,16 @@ export interface StepMemory {
   offloadHostBytes: number;
 }
 
-/** The memory record of a step: RSS always, the store's traffic when the optimizer is offloaded. */
-function stepMemory(optimizer: TrainOptimizer): StepMemory {
+/** The memory record of a step: RSS always, the stores' traffic when the optimizer or the experts are offloaded. */
+function stepMemory(optimizer: TrainOptimizer, pager: PagedExperts | null): StepMemory {
   const off = optimizer instanceof OffloadedAdamW ? optimizer.lastStep() : null;
+  const paged = pager?.lastStep() ?? null;
   return {
     peakRssBytes: process.resourceUsage().maxRSS * 1024,
     rssBytes: process.memoryUsage.rss(),
-    diskBytesRead: off?.bytesRead ?? 0,
-    diskBytesWritten: off?.bytesWritten ?? 0,
-    offloadHostBytes: off?.hostBytes ?? 0,
+    diskBytesRead: (off?.bytesRead ?? 0) + (paged?.bytesRead ?? 0),
+    diskBytesWritten: (off?.bytesWritten ?? 0) + (paged?.bytesWritten ?? 0),
+    offloadHostBytes: (off?.hostBytes ?? 0) + (paged?.hostBytes ?? 0),
   };
 }
 
@@ -309,6 +310,8 @@ export class Trainer<B extends TrainBatch = TrainBatch> {
   /** A signal arrived on this rank (a parallel run stops once every rank knows). */
   private signalled = false;
   private readonly vars: Map<string, Variable>;
+  /** The model's paged experts (train.offload.experts "paged"), else null. */
+  readonly pager: PagedExperts | null;
   private readonly keyOfName = new Map<string, string>();
   private readonly metricsFile: string;
   readonly progress: Progress;
@@ -324,6 +327,23 @@ export class Trainer<B extends TrainBatch = TrainBatch> {
           "remove train.offload or run in one process",
       );
     }
+    const paged = opts.config.offload?.experts === "paged";
+    if (
+      paged !== (opts.model.pager !== null) ||
+      (opts.model.pager && !(opts.model.pager instanceof PagedExperts))
+    ) {
+      throw new TrainError(
+        "INVALID_ARGUMENT",
+        paged
+          ? "train.offload.experts is 'paged' but the model was built without a pager; build it with " +
+              "new Transformer(config, { seed, pager: new PagedExperts({ dir, cacheBytes }) })"
+          : opts.model.pager instanceof PagedExperts
+            ? "the model's experts are paged (built with a PagedExperts pager) but train.offload.experts is " +
+              `'${opts.config.offload?.experts ?? "unset"}'; set train.offload with experts: "paged"`
+            : "the model's pager is not a @polymoe/offload PagedExperts; the trainer can only update PagedExperts",
+      );
+    }
+    this.pager = opts.model.pager instanceof PagedExperts ? opts.model.pager : null;
     this.rng = new Rng(this.rngSeed());
     this.vars = new Map([...opts.model.variables()].filter(([, v]) => v.trainable));
     const oc = opts.config.optimizer;
@@ -415,7 +435,8 @@ export class Trainer<B extends TrainBatch = TrainBatch> {
   /** One optimizer update over `accumulate` micro-batches (in a parallel run, on every rank together). */
   async trainStep(): Promise<StepResult> {
     const c = this.config;
-    const names = [...this.vars.values()];
+    // The pager's anchor leads the tape to the paged experts' gradient sinks.
+    const names = [...this.vars.values(), ...(this.pager ? [this.pager.anchor] : [])];
     let sumLoss = 0;
     let sumNll = 0;
     let sumAux = 0;
@@ -474,7 +495,8 @@ export class Trainer<B extends TrainBatch = TrainBatch> {
       moe.push(...reports);
       tidy(() => {
         for (const [name, t] of Object.entries(g)) {
-          const key = this.keyOfName.get(name) as string;
+          const key = this.keyOfName.get(name);
+          if (key === undefined) continue; // the pager's anchor (zero gradient)
           const prev = grads.get(key);
           grads.set(key, keep(prev ? add(prev, t) : clone(t)));
           prev?.dispose();
@@ -498,7 +520,9 @@ export class Trainer<B extends TrainBatch = TrainBatch> {
     }
     // Accumulated gradients are summed; the average and the clipping factor are
     // applied inside the optimizer's update (one pass instead of two more).
-    const gradNorm = globalNorm(grads.values()) / c.accumulate;
+    const denseNorm = globalNorm(grads.values());
+    const gradNorm =
+      (this.pager ? Math.sqrt(denseNorm * denseNorm + this.pager.gradSquares()) : denseNorm) / c.accumulate;
     const lr = learningRate(c.optimizer.schedule, c.optimizer.lr, this.step + 1, c.maxSteps);
     const loss = sumLoss / c.accumulate;
     const skipped = !(finite && Number.isFinite(gradNorm));
@@ -510,8 +534,14 @@ export class Trainer<B extends TrainBatch = TrainBatch> {
       const clip = c.optimizer.clipNorm;
       const clipFactor = clip > 0 && gradNorm > clip ? clip / (gradNorm + 1e-6) : 1;
       this.optimizer.apply(this.vars, grads, lr, clipFactor / c.accumulate);
+      if (this.pager) {
+        const oc = c.optimizer;
+        this.pager.apply(oc, lr, clipFactor / c.accumulate, (name) => decayOf(oc, name));
+        if (this.optimizer instanceof OffloadedAdamW && c.offload?.enforceBudget) this.optimizer.checkRss();
+      }
       this.step++;
     }
+    this.pager?.release();
     for (const t of grads.values()) t.dispose();
     const end = performance.now();
     timings.optimizer = end - optimizerStart;
@@ -529,7 +559,7 @@ export class Trainer<B extends TrainBatch = TrainBatch> {
       skipped,
       moe,
       timings,
-      memory: stepMemory(this.optimizer),
+      memory: stepMemory(this.optimizer, this.pager),
     };
   }
 
@@ -634,7 +664,7 @@ export class Trainer<B extends TrainBatch = TrainBatch> {
       skipped,
       moe: s.moe,
       timings: t,
-      memory: stepMemory(this.optimizer),
+      memory: stepMemory(this.optimizer, this.pager),
     };
   }
 
@@ -691,6 +721,7 @@ export class Trainer<B extends TrainBatch = TrainBatch> {
     const runs = !rt || (sharedModel ? rt.coords.edpIndex === 0 : rt.groups.world.rank === 0);
     let dev: DevResult = { loss: Number.NaN, nll: Number.NaN, tokens: 0 };
     if (runs) dev = this.opts.dev(this.model, new Rng(this.config.seed + 7919));
+    this.pager?.release(); // the evaluation's fetched experts
     if (rt) {
       const b = Float64Array.of(dev.loss);
       await rt.groups.world.broadcast(b, { root: 0 });

@@ -57,6 +57,18 @@ function uninterrupted(): Map<string, number[]> {
   return cleanRun;
 }
 
+/** The final tensors of an uninterrupted run with paged experts (computed once). */
+let cleanPaged: Map<string, number[]> | undefined;
+function uninterruptedPaged(): Map<string, number[]> {
+  if (cleanPaged) return cleanPaged;
+  const clean = mkdtempSync(path.join(tmpdir(), "crash-paged-clean-"));
+  const pagedEnv = { ...env, POLYMOE_TEST_PAGED_DIR: path.join(clean, "offload") };
+  const done = spawnSync(process.execPath, args(clean, STEPS), { env: pagedEnv, encoding: "utf8" });
+  expect(done.status, done.stderr).toBe(0);
+  cleanPaged = finalTensors(clean);
+  return cleanPaged;
+}
+
 describe("crash safety (real processes, SIGKILL)", () => {
   it("a run killed at random moments and resumed ends bitwise equal to an uninterrupted run", async () => {
     const want = uninterrupted();
@@ -89,6 +101,27 @@ describe("crash safety (real processes, SIGKILL)", () => {
     expect(resumed.status, resumed.stderr).toBe(0);
     expect(resumed.stdout).toMatch(new RegExp(`done ${STEPS} resumed`));
     const got = finalTensors(dir);
+    for (const [name, values] of want)
+      expect(got.get(name), `${name} (killed after ${reached} logged steps)`).toEqual(values);
+  }, 240_000);
+
+  it("a run with paged experts (experts through disk every step) killed and resumed ends bitwise equal", async () => {
+    const want = uninterruptedPaged();
+    // Paged experts are in the checkpoint under the per-expert names of resident ones.
+    expect([...want.keys()].some((k) => /\.ffn\.experts\.3\.w1$/.test(k))).toBe(true);
+    const dir = mkdtempSync(path.join(tmpdir(), "crash-paged-"));
+    const pagedEnv = { ...env, POLYMOE_TEST_PAGED_DIR: path.join(dir, "offload") };
+    const seed = Date.now();
+    const reached = await killAt(dir, 4 + (seed % 5), (seed >> 4) % 30, pagedEnv);
+    expect(reached).toBeLessThan(STEPS);
+    expect(
+      readdirSync(path.join(pagedEnv.POLYMOE_TEST_PAGED_DIR, "experts")).some((f) => f.endsWith(".f32")),
+    ).toBe(true);
+    const resumed = spawnSync(process.execPath, args(dir, STEPS), { env: pagedEnv, encoding: "utf8" });
+    expect(resumed.status, resumed.stderr).toBe(0);
+    expect(resumed.stdout).toMatch(new RegExp(`done ${STEPS} resumed`));
+    const got = finalTensors(dir);
+    expect([...got.keys()].sort()).toEqual([...want.keys()].sort());
     for (const [name, values] of want)
       expect(got.get(name), `${name} (killed after ${reached} logged steps)`).toEqual(values);
   }, 240_000);

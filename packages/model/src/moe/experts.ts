@@ -1,7 +1,10 @@
 import { gelu, groupedMatMul } from "@polymoe/kernels";
 import {
   add,
+  clone,
   concat,
+  customGrad,
+  type GradSaveFunc,
   gather,
   matMul,
   randomNormal,
@@ -9,6 +12,7 @@ import {
   reshape,
   slice,
   stack,
+  type Tensor,
   type Tensor2D,
   type Tensor3D,
   tensor1d,
@@ -16,10 +20,12 @@ import {
   type Variable,
   variable,
   zeros,
+  zerosLike,
 } from "@tensorflow/tfjs-core";
 
 import { ModelError } from "../errors.js";
 import type { ExpertSlicing } from "./exchange.js";
+import type { ExpertPager } from "./pager.js";
 
 /** Where a rank's experts sit in the layer: global ids and tensor slicing. */
 export interface ExpertPlacement {
@@ -27,6 +33,12 @@ export interface ExpertPlacement {
   firstExpert?: number;
   /** Tensor slicing of each expert across a tensor-parallel group. */
   slicing?: ExpertSlicing;
+  /**
+   * Paged experts: no expert variables; parameters come from `pager` under
+   * `name` (the layer's expert parameter prefix without the model namespace).
+   * Not combinable with expert parallelism or tensor slicing.
+   */
+  paging?: { pager: ExpertPager; name: string };
 }
 
 /**
@@ -42,13 +54,14 @@ export interface ExpertPlacement {
  * slice, so any expert-/tensor-parallel layout starts from the same weights.
  */
 export class BatchedExperts {
-  readonly w1: Variable;
-  readonly w2: Variable;
+  private readonly vars: { w1: Variable; w2: Variable } | null;
   readonly b1: Variable | null;
   readonly b2: Variable | null;
   /** F of this rank's slice (dFF without tensor slicing). */
   readonly localFF: number;
   readonly slicing: ExpertSlicing | null;
+  /** Paged experts (see ExpertPlacement.paging), else null. */
+  readonly paging: { pager: ExpertPager; name: string } | null;
 
   constructor(
     readonly numExperts: number,
@@ -74,6 +87,40 @@ export class BatchedExperts {
     }
     const Fl = F / tp;
     this.localFF = Fl;
+    this.paging = placement.paging ?? null;
+    if (this.paging) {
+      if (tp > 1 || first !== 0) {
+        throw new ModelError(
+          "INVALID_CONFIG",
+          `${name}: paged experts cannot be combined with expert parallelism or tensor slicing yet; ` +
+            "train paged experts in one process",
+        );
+      }
+      const draw = (shape: [number, number], std: number, s: number) =>
+        tidy(() => {
+          const t = randomNormal(shape, 0, std, "float32", s);
+          const out = t.dataSync() as Float32Array;
+          return Float32Array.from(out);
+        });
+      this.paging.pager.register({
+        name: this.paging.name,
+        numExperts: E,
+        dModel: M,
+        dFF: F,
+        bias,
+        // The same draws as the resident layout: expert e from seed + 2e and seed + 2e + 1.
+        init: (e) => ({
+          w1: draw([M, F], 1 / Math.sqrt(M), seed + 2 * e),
+          w2: draw([F, M], 1 / Math.sqrt(F), seed + 2 * e + 1),
+        }),
+      });
+      this.vars = null;
+      this.b1 = null;
+      this.b2 = null;
+      this.bias = bias;
+      return;
+    }
+    this.bias = bias;
     const [w1, w2] = tidy(() => {
       const w1s: Tensor2D[] = [];
       const w2s: Tensor2D[] = [];
@@ -86,8 +133,10 @@ export class BatchedExperts {
       }
       return [stack(w1s) as Tensor3D, stack(w2s) as Tensor3D];
     });
-    this.w1 = variable(w1, trainable, `${name}.w1`);
-    this.w2 = variable(w2, trainable, `${name}.w2`);
+    this.vars = {
+      w1: variable(w1, trainable, `${name}.w1`),
+      w2: variable(w2, trainable, `${name}.w2`),
+    };
     w1.dispose();
     w2.dispose();
     const zeroVariable = (shape: number[], suffix: string) => {
@@ -98,6 +147,35 @@ export class BatchedExperts {
     };
     this.b1 = bias ? zeroVariable([E, Fl], "b1") : null;
     this.b2 = bias ? zeroVariable([E, M], "b2") : null;
+  }
+
+  /** Experts have biases (resident or paged). */
+  private readonly bias: boolean;
+
+  /** <float32>[E, M, F] (resident experts only). */
+  get w1(): Variable {
+    return this.resident().w1;
+  }
+
+  /** <float32>[E, F, M] (resident experts only). */
+  get w2(): Variable {
+    return this.resident().w2;
+  }
+
+  private resident(): { w1: Variable; w2: Variable } {
+    if (!this.vars) {
+      throw new ModelError(
+        "INVALID_CONFIG",
+        `${this.paging?.name}: the experts are paged (their parameters live in the pager), not tfjs variables`,
+      );
+    }
+    return this.vars;
+  }
+
+  /** Parameters of the experts (resident or paged). */
+  numParameters(): number {
+    const { numExperts: E, dModel: M, localFF: F } = this;
+    return E * (2 * M * F + (this.bias ? F + M : 0));
   }
 
   /** buf: <float32>[E, C, M] -> <float32>[E, C, M]. */
@@ -122,6 +200,7 @@ export class BatchedExperts {
    * (the activation maps 0 to 0). Returns <float32>[R, M].
    */
   applyGrouped(rows: Tensor2D, segments: Int32Array): Tensor2D {
+    if (this.paging) return this.applyPaged(rows, segments, this.paging);
     const x = this.slicing ? this.slicing.enter(rows) : rows;
     const h = groupedMatMul(x, this.w1 as Tensor3D, segments, this.b1 ? { bias: this.b1 as Tensor2D } : {});
     const a = (this.activation === "gelu" ? gelu(h) : relu(h)) as Tensor2D;
@@ -184,8 +263,66 @@ export class BatchedExperts {
     return reshape(out, [E, R, M]) as Tensor3D;
   }
 
+  /**
+   * applyGrouped over paged experts: fetches the experts the segments name
+   * (A of them, ascending), runs the grouped FFN on compact weights
+   * [A, ...] with the segments renumbered, and routes the weights'
+   * gradients to the pager (through identity nodes anchored on
+   * pager.anchor). Same arithmetic per expert as the resident path.
+   */
+  private applyPaged(
+    rows: Tensor2D,
+    segments: Int32Array,
+    paging: { pager: ExpertPager; name: string },
+  ): Tensor2D {
+    const E = this.numExperts;
+    const used = new Uint8Array(E);
+    for (let s = 0; s < segments.length; s += 3) {
+      if ((segments[s + 1] as number) > 0) used[segments[s + 2] as number] = 1;
+    }
+    const active: number[] = [];
+    const compactOf = new Int32Array(E).fill(-1);
+    for (let e = 0; e < E; e++) {
+      if (used[e]) {
+        compactOf[e] = active.length;
+        active.push(e);
+      }
+    }
+    if (active.length === 0) return zeros([rows.shape[0], this.dModel]);
+    const segs: number[] = [];
+    for (let s = 0; s < segments.length; s += 3) {
+      if ((segments[s + 1] as number) === 0) continue;
+      segs.push(
+        segments[s] as number,
+        segments[s + 1] as number,
+        compactOf[segments[s + 2] as number] as number,
+      );
+    }
+    const compact = Int32Array.from(segs);
+    const { pager, name } = paging;
+    const w = pager.fetch(name, Int32Array.from(active));
+    // Identity nodes whose backward hands the weight's gradient to the pager.
+    const sink = <T extends Tensor2D | Tensor3D>(t: T): T =>
+      customGrad((...args: (Tensor | GradSaveFunc)[]) => ({
+        value: clone(args[0] as Tensor),
+        gradFunc: (dy: Tensor | Tensor[]) => {
+          const g = dy as Tensor;
+          pager.accumulate(t, g as T);
+          return [g, zerosLike(args[1] as Tensor)];
+        },
+      }))(t, pager.anchor) as T;
+    const w1 = sink(w.w1);
+    const w2 = sink(w.w2);
+    const b1 = w.b1 ? sink(w.b1) : null;
+    const b2 = w.b2 ? sink(w.b2) : null;
+    const h = groupedMatMul(rows, w1, compact, b1 ? { bias: b1 } : {});
+    const a = (this.activation === "gelu" ? gelu(h) : relu(h)) as Tensor2D;
+    return groupedMatMul(a, w2, compact, b2 ? { bias: b2 } : {});
+  }
+
   variables(): Record<string, Variable> {
-    const v: Record<string, Variable> = { w1: this.w1, w2: this.w2 };
+    if (!this.vars) return {};
+    const v: Record<string, Variable> = { w1: this.vars.w1, w2: this.vars.w2 };
     if (this.b1) v.b1 = this.b1;
     if (this.b2) v.b2 = this.b2;
     return v;

@@ -38,6 +38,7 @@ import { ModelError } from "../errors.js";
 import { MoeLayerConfig, type MoeLayerConfigInput } from "./config.js";
 import { type ExpertExchange, type ExpertSlicing, LOCAL_EXCHANGE } from "./exchange.js";
 import { BatchedExperts } from "./experts.js";
+import type { ExpertPager } from "./pager.js";
 
 export interface MoeLayerInit {
   dModel: number;
@@ -49,6 +50,12 @@ export interface MoeLayerInit {
   /** Tensor slicing of the expert FFNs (default: none). */
   slicing?: ExpertSlicing;
   trainable?: boolean;
+  /**
+   * Paged experts: their parameters live in `pager` under `name` (the
+   * layer's expert parameter prefix without the model namespace), fetched
+   * for the experts each batch routes to. One process only.
+   */
+  paging?: { pager: ExpertPager; name: string };
 }
 
 /** One forward pass: the output and the routing record (losses and metrics inside). */
@@ -147,7 +154,11 @@ export class MoeLayer {
       seed + 100,
       `${name}.experts`,
       trainable,
-      { firstExpert: this.exchange.firstExpert, ...(init.slicing ? { slicing: init.slicing } : {}) },
+      {
+        firstExpert: this.exchange.firstExpert,
+        ...(init.slicing ? { slicing: init.slicing } : {}),
+        ...(init.paging ? { paging: init.paging } : {}),
+      },
     );
     this.residual = c.residual
       ? {
