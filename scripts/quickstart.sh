@@ -11,6 +11,6 @@ bash scripts/setup.sh
 export PATH="$HOME/.local/bin:$PATH"
 pnpm -s polymoe info
 pnpm -s polymoe train --config quick "$@"
-pnpm -s polymoe eval --checkpoint runs/quick --split test --max-sentences 100
+pnpm -s polymoe eval --checkpoint runs/quick --split test --max-sentences 100 --out runs/quick/eval-test
 echo
 echo "Training curves: runs/quick/plots/ · evaluation report: runs/quick/eval-test/report.md"
