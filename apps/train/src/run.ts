@@ -10,6 +10,7 @@ import {
   mergeConfig,
   openCorpus,
   PREPARE_PRESETS,
+  type PrepareConfig,
   type PresetName,
   parsePrepareConfig,
   prepareCorpus,
@@ -120,28 +121,28 @@ function reshardable(it: BatchIterator, log: (l: string) => void): BatchSource {
  * Why a corpus the config says is built by a preset no longer matches that
  * preset (its languages or vocabulary changed since it was prepared), or null.
  */
-function presetMismatch(
-  manifestFile: string,
-  want: { languages: readonly string[] | "auto"; tokenizer: { vocabSize: number } },
+async function presetMismatch(
+  corpusDir: string,
+  want: PrepareConfig,
   preset: string,
-): string | null {
-  let have: { config?: { languages?: unknown; tokenizer?: { vocabSize?: unknown } } };
+): Promise<string | null> {
+  let have: PrepareConfig;
   try {
-    have = JSON.parse(readFileSync(manifestFile, "utf8"));
+    have = (await openCorpus(corpusDir)).manifest.config;
   } catch {
-    return null; // openCorpus reports an unreadable manifest with its own message
+    return null; // opening it for training reports what is wrong with it
   }
-  const langs = have.config?.languages;
-  const vocab = have.config?.tokenizer?.vocabSize;
-  const wantLangs = want.languages === "auto" ? "auto" : want.languages.join(",");
-  const haveLangs = Array.isArray(langs) ? langs.join(",") : String(langs);
-  if (haveLangs !== wantLangs || vocab !== want.tokenizer.vocabSize) {
-    return (
-      `was prepared with languages ${haveLangs} and ${String(vocab)} tokens; ` +
-      `preset ${preset} is now ${wantLangs} and ${want.tokenizer.vocabSize} tokens`
-    );
+  const langs = (l: PrepareConfig["languages"]) => (l === "auto" ? "auto" : l.join(","));
+  if (
+    langs(have.languages) === langs(want.languages) &&
+    have.tokenizer.vocabSize === want.tokenizer.vocabSize
+  ) {
+    return null;
   }
-  return null;
+  return (
+    `was prepared with languages ${langs(have.languages)} and ${have.tokenizer.vocabSize} tokens; ` +
+    `preset ${preset} is now ${langs(want.languages)} and ${want.tokenizer.vocabSize} tokens`
+  );
 }
 
 export async function runTraining(config: RunConfig, opts: RunOptions = {}): Promise<TrainSummary> {
@@ -178,8 +179,9 @@ export async function runTraining(config: RunConfig, opts: RunOptions = {}): Pro
       mergeConfig(PREPARE_PRESETS[preset], { out: corpusDir }),
       "data.prepare",
     );
-    const manifest = path.join(corpusDir, "manifest.json");
-    const why = existsSync(manifest) ? presetMismatch(manifest, prepare, preset) : "not found";
+    const why = existsSync(path.join(corpusDir, "manifest.json"))
+      ? await presetMismatch(corpusDir, prepare, preset)
+      : "not found";
     if (why) {
       log(`corpus ${corpusDir} ${why}: preparing it (preset ${preset})`);
       await prepareCorpus(prepare, { progress: consoleProgress() });
@@ -277,13 +279,13 @@ export async function runTraining(config: RunConfig, opts: RunOptions = {}): Pro
     ...(rt?.hooks.slicing ? { slicing: rt.hooks.slicing } : {}),
     ...(paged && offload ? { pager: PagedExperts.fromConfig(offload) } : {}),
   });
-  const resuming = !opts.fresh && lastCheckpoint(runDir) !== null;
+  const last = opts.fresh ? null : lastCheckpoint(runDir);
+  const resuming = last !== null;
   // Every checkpoint carries the tokenizer it was trained with (so it can be
   // evaluated or extracted without the corpus), and a resume refuses a corpus
   // whose tokenizer changed since (e.g. re-prepared with other languages).
   const tokenizerFile = path.join(corpus.dir, corpus.manifest.tokenizer.file);
   const tokenizerBytes = readFileSync(tokenizerFile);
-  const last = resuming ? lastCheckpoint(runDir) : null;
   if (last && existsSync(path.join(last, "tokenizer.json"))) {
     if (!readFileSync(path.join(last, "tokenizer.json")).equals(tokenizerBytes)) {
       throw new TrainError(

@@ -28,7 +28,8 @@ import {
   taskSpaceOf,
   writePairTokens,
 } from "@polymoe/data";
-import { decode, type SourceBatch, type Transformer } from "@polymoe/model";
+import { decodeInBatches } from "@polymoe/eval";
+import type { Transformer } from "@polymoe/model";
 import { Rng } from "@polymoe/routers";
 import { writeFileAtomic } from "@polymoe/train";
 
@@ -179,46 +180,22 @@ function translateIds(
     e[n + 1] = tok.eosId;
     return e;
   });
-  const order = encoded
-    .map((_, i) => i)
-    .sort((a, b) => (encoded[a] as Int32Array).length - (encoded[b] as Int32Array).length || a - b);
-  const lang = space.languages.indexOf(tgtLang);
-  const pair = space.pairs.indexOf(`${srcLang}-${tgtLang}`);
-  const out = new Array<Int32Array>(sources.length);
-  for (let i = 0; i < order.length; i += job.batchSize) {
-    const idx = order.slice(i, i + job.batchSize);
-    const B = idx.length;
-    const S = Math.max(...idx.map((j) => (encoded[j] as Int32Array).length));
-    const batch: SourceBatch = {
-      batch: B,
-      srcLen: S,
-      src: new Int32Array(B * S).fill(tok.padId),
-      srcMask: new Uint8Array(B * S),
-      taskIds: {
-        "target-language": new Int32Array(B).fill(lang),
-        "language-pair": new Int32Array(B).fill(pair),
-        "task-type": new Int32Array(B),
-      },
-    };
-    idx.forEach((j, r) => {
-      const e = encoded[j] as Int32Array;
-      batch.src.set(e, r * S);
-      batch.srcMask.fill(1, r * S, r * S + e.length);
-    });
-    const hyps = decode(teacher, batch, {
+  const hyps = decodeInBatches(teacher, encoded, {
+    batchSize: job.batchSize,
+    lang: space.languages.indexOf(tgtLang),
+    pair: space.pairs.indexOf(`${srcLang}-${tgtLang}`),
+    padId: tok.padId,
+    decode: {
       bos: tok.bosId,
       eos: tok.eosId,
       beamSize: job.beamSize,
       lengthPenalty: job.lengthPenalty,
       maxLenRatio: job.maxLenRatio,
       maxLenOffset: job.maxLenOffset,
-    });
-    idx.forEach((j, r) => {
-      out[j] = (hyps[r] as { tokens: Int32Array }).tokens;
-    });
-    tick(B);
-  }
-  return out;
+    },
+    onBatch: tick,
+  });
+  return hyps.map((h) => h.tokens);
 }
 
 function linkOrCopy(from: string, to: string): void {

@@ -21,5 +21,5 @@ export {
 } from "./load.js";
 export { type PruneResult, pruneExperts, usageTotals } from "./prune.js";
 export { reportMarkdown, reportPlots } from "./report.js";
-export { bleuTokenizerFor, type TranslateOptions, translate } from "./translate.js";
+export { bleuTokenizerFor, decodeInBatches, type TranslateOptions, translate } from "./translate.js";
 export { expertUsage, type LayerUsage } from "./usage.js";

@@ -1,6 +1,12 @@
 import { encodeSource, type TaskSpace, type Tokenizer } from "@polymoe/data";
 import type { TokenizerName } from "@polymoe/metrics";
-import { type DecodeOptions, decode, type SourceBatch, type Transformer } from "@polymoe/model";
+import {
+  type DecodeOptions,
+  decode,
+  type Hypothesis,
+  type SourceBatch,
+  type Transformer,
+} from "@polymoe/model";
 
 export interface TranslateOptions {
   /** 1 = greedy. */
@@ -38,11 +44,6 @@ export function translate(
   const pair = Math.max(0, space.pairs.indexOf(`${srcLang}-${tgtLang}`));
   const maxSrc = Math.min(opts.maxSourceLength ?? 128, model.config.maxLength);
   const encoded = sources.map((s) => encodeSource(tokenizer, s, tgtLang, maxSrc));
-  const order = encoded
-    .map((_, i) => i)
-    .sort((a, b) => (encoded[a] as Int32Array).length - (encoded[b] as Int32Array).length);
-  const batchSize = opts.batchSize ?? 32;
-  const out = new Array<string>(sources.length);
   const decodeOpts: DecodeOptions = {
     bos: tokenizer.bosId,
     eos: tokenizer.eosId,
@@ -52,18 +53,50 @@ export function translate(
     maxLenOffset: opts.maxLenOffset ?? 10,
     ...(opts.minLength !== undefined ? { minLength: opts.minLength } : {}),
   };
-  for (let i = 0; i < order.length; i += batchSize) {
-    const idx = order.slice(i, i + batchSize);
+  const hyps = decodeInBatches(model, encoded, {
+    batchSize: opts.batchSize ?? 32,
+    lang,
+    pair,
+    padId: tokenizer.padId,
+    decode: decodeOpts,
+  });
+  return hyps.map((h) => tokenizer.decode(h.tokens));
+}
+
+/**
+ * Decodes encoded sources (<2tgt> tokens </s>) of one direction, sorted by
+ * length into batches of `batchSize` sentences (less padding), every one with
+ * the direction's task ids; calls `onBatch(sentences)` after each batch.
+ * Returns the best hypothesis per source, in input order.
+ */
+export function decodeInBatches(
+  model: Transformer,
+  encoded: readonly Int32Array[],
+  o: {
+    batchSize: number;
+    lang: number;
+    pair: number;
+    padId: number;
+    decode: DecodeOptions;
+    onBatch?: (sentences: number) => void;
+  },
+): Hypothesis[] {
+  const order = encoded
+    .map((_, i) => i)
+    .sort((a, b) => (encoded[a] as Int32Array).length - (encoded[b] as Int32Array).length);
+  const out = new Array<Hypothesis>(encoded.length);
+  for (let i = 0; i < order.length; i += o.batchSize) {
+    const idx = order.slice(i, i + o.batchSize);
     const B = idx.length;
     const S = Math.max(...idx.map((j) => (encoded[j] as Int32Array).length));
     const batch: SourceBatch = {
       batch: B,
       srcLen: S,
-      src: new Int32Array(B * S),
+      src: new Int32Array(B * S).fill(o.padId),
       srcMask: new Uint8Array(B * S),
       taskIds: {
-        "target-language": new Int32Array(B).fill(lang),
-        "language-pair": new Int32Array(B).fill(pair),
+        "target-language": new Int32Array(B).fill(o.lang),
+        "language-pair": new Int32Array(B).fill(o.pair),
         "task-type": new Int32Array(B),
       },
     };
@@ -72,10 +105,11 @@ export function translate(
       batch.src.set(e, r * S);
       batch.srcMask.fill(1, r * S, r * S + e.length);
     });
-    const hyps = decode(model, batch, decodeOpts);
+    const hyps = decode(model, batch, o.decode);
     idx.forEach((j, r) => {
-      out[j] = tokenizer.decode((hyps[r] as { tokens: Int32Array }).tokens);
+      out[j] = hyps[r] as Hypothesis;
     });
+    o.onBatch?.(B);
   }
   return out;
 }

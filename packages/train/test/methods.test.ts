@@ -7,10 +7,8 @@ import path from "node:path";
 import { type ModelConfigInput, Transformer } from "@polymoe/model";
 import { describe, expect, it } from "vitest";
 
-import { Progress, TrainConfig, Trainer } from "../src/index.js";
-import { assertClose, env, onBackend, SyntheticSource, tinyDense, uniq } from "./helpers.js";
-
-const quiet = new Progress({ write: () => true } as unknown as NodeJS.WriteStream, false);
+import { TrainConfig, Trainer } from "../src/index.js";
+import { assertClose, env, onBackend, quiet, SyntheticSource, tinyDense, uniq } from "./helpers.js";
 
 async function run(model: ModelConfigInput, steps: number, seed = 5) {
   const m = new Transformer(model, { seed: 2, namespace: uniq("methods") });

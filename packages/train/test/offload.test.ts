@@ -1,15 +1,11 @@
-import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { Transformer } from "@polymoe/model";
 import { OffloadedAdamW } from "@polymoe/offload";
 import { describe, expect, it } from "vitest";
 
-import { Progress, TrainConfig, type TrainConfigInput, Trainer } from "../src/index.js";
-import { env, onBackend, SyntheticSource, tinyTaskMoe, uniq } from "./helpers.js";
-
-const quiet = new Progress({ write: () => true } as unknown as NodeJS.WriteStream, false);
-const tmp = (p: string) => mkdtempSync(path.join(tmpdir(), p));
+import { TrainConfig, type TrainConfigInput, Trainer } from "../src/index.js";
+import { env, onBackend, quiet, SyntheticSource, tenSteps, tinyTaskMoe, tmp, uniq } from "./helpers.js";
 
 function run(cfg: TrainConfigInput, tag: string) {
   const model = new Transformer(tinyTaskMoe, { seed: 3, namespace: uniq(tag) });
@@ -27,26 +23,17 @@ function run(cfg: TrainConfigInput, tag: string) {
   return { model, trainer, runDir };
 }
 
-const base = {
-  maxSteps: 10,
-  seed: 9,
-  evalEvery: 0,
-  saveEvery: 0,
-  logEvery: 5,
-  optimizer: { lr: 3e-3, weightDecay: 0.01, schedule: { type: "constant" as const, warmupSteps: 3 } },
-};
-
 describe.each(env.backends)("training with offloaded optimizer state on %s", (backend) => {
   it("10 steps with moments (and masters) paged through disk give the same parameters as without", () =>
     onBackend(backend, async () => {
-      const plain = run(base, "plain");
+      const plain = run(tenSteps, "plain");
       await plain.trainer.run();
       const paramBytes = plain.model.numParameters() * 4;
       // Store cache: ~16 KB, far less than the ~8-12 bytes per parameter of state, so it pages.
       const dir = tmp("polymoe-offload-store-");
       const off = run(
         {
-          ...base,
+          ...tenSteps,
           offload: {
             dir,
             hostMemoryGB: (2 * paramBytes + 16384) / 2 ** 30,
@@ -90,7 +77,7 @@ describe.each(env.backends)("training with offloaded optimizer state on %s", (ba
 describe("offload config through the trainer", () => {
   it("a budget below what the model needs stops before training, naming the figure", () => {
     expect(() =>
-      run({ ...base, offload: { dir: tmp("polymoe-offload-small-"), hostMemoryGB: 0.01 } }, "small"),
+      run({ ...tenSteps, offload: { dir: tmp("polymoe-offload-small-"), hostMemoryGB: 0.01 } }, "small"),
     ).toThrow(
       /offload.hostMemoryGB is 0.01 but this model needs at least 0.50\d GB of host memory: .* set offload.hostMemoryGB to 0.50\d or more/,
     );
@@ -102,7 +89,7 @@ describe("offload config through the trainer", () => {
   it("is refused in a parallel run (the ZeRO optimizer keeps its own state), naming the fix", () => {
     const model = new Transformer(tinyTaskMoe, { seed: 3, namespace: uniq("par") });
     const config = TrainConfig.parse({
-      ...base,
+      ...tenSteps,
       offload: { dir: tmp("polymoe-offload-par-"), hostMemoryGB: 4 },
     });
     expect(

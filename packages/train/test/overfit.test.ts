@@ -4,10 +4,8 @@ import path from "node:path";
 import { Transformer } from "@polymoe/model";
 import { expect, it } from "vitest";
 
-import { Progress, TrainConfig, Trainer } from "../src/index.js";
-import { env, onBackend, SyntheticSource, tinyTaskMoe, uniq } from "./helpers.js";
-
-const quiet = new Progress({ write: () => true } as unknown as NodeJS.WriteStream, false);
+import { TrainConfig, Trainer } from "../src/index.js";
+import { env, onBackend, quiet, SyntheticSource, tinyTaskMoe, uniq } from "./helpers.js";
 
 /** Serves the same batch forever. */
 class OneBatch extends SyntheticSource {

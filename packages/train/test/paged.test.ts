@@ -1,25 +1,11 @@
-import { mkdtempSync, readdirSync } from "node:fs";
-import { tmpdir } from "node:os";
-import path from "node:path";
+import { readdirSync } from "node:fs";
 import { Transformer } from "@polymoe/model";
 import { OffloadError, PagedExperts } from "@polymoe/offload";
 import { memory } from "@tensorflow/tfjs-core";
 import { describe, expect, it } from "vitest";
 
-import { Progress, TrainConfig, type TrainConfigInput, Trainer } from "../src/index.js";
-import { env, onBackend, SyntheticSource, tinyTaskMoe, uniq } from "./helpers.js";
-
-const quiet = new Progress({ write: () => true } as unknown as NodeJS.WriteStream, false);
-const tmp = (p: string) => mkdtempSync(path.join(tmpdir(), p));
-
-const base = {
-  maxSteps: 10,
-  seed: 9,
-  evalEvery: 0,
-  saveEvery: 0,
-  logEvery: 5,
-  optimizer: { lr: 3e-3, weightDecay: 0.01, schedule: { type: "constant" as const, warmupSteps: 3 } },
-};
+import { TrainConfig, type TrainConfigInput, Trainer } from "../src/index.js";
+import { env, onBackend, quiet, SyntheticSource, tenSteps, tinyTaskMoe, tmp, uniq } from "./helpers.js";
 
 function trainer(
   model: Transformer,
@@ -75,7 +61,7 @@ describe.each(env.backends)("paged experts on %s", (backend) => {
       // apart is enough for Adam to amplify the rounding noise that is the whole gradient of some
       // parameters (attention key biases) to lr-sized differences (the gradient norms are compared below).
       const refModel = new Transformer(tinyPaged, { seed: 3, namespace: uniq("ref") });
-      const noClip = { ...base, optimizer: { ...base.optimizer, clipNorm: 0 } };
+      const noClip = { ...tenSteps, optimizer: { ...tenSteps.optimizer, clipNorm: 0 } };
       const ref = trainer(refModel, {
         ...noClip,
         offload: { dir: tmp("polymoe-paged-ref-"), hostMemoryGB: 4, experts: "routed", enforceBudget: false },
@@ -148,7 +134,7 @@ describe.each(env.backends)("paged experts on %s", (backend) => {
   it("a checkpoint holds the experts as of its step; resuming from it continues exactly", () =>
     onBackend(backend, async () => {
       const cfg = {
-        ...base,
+        ...tenSteps,
         offload: {
           dir: tmp("polymoe-paged-ck-"),
           hostMemoryGB: 4,
@@ -200,7 +186,7 @@ describe.each(env.backends)("paged experts on %s", (backend) => {
 
   it("gradient accumulation over micro-batches (shared or separate fetches) matches resident experts", () =>
     onBackend(backend, async () => {
-      const cfg = { ...base, accumulate: 2, optimizer: { ...base.optimizer, clipNorm: 0 } };
+      const cfg = { ...tenSteps, accumulate: 2, optimizer: { ...tenSteps.optimizer, clipNorm: 0 } };
       const refModel = new Transformer(tinyPaged, { seed: 3, namespace: uniq("acc-ref") });
       const ref = trainer(refModel, {
         ...cfg,
@@ -236,7 +222,7 @@ describe.each(env.backends)("paged experts on %s", (backend) => {
   it("with background write-back (experts evicted every step) the run is the same as with synchronous writes", () =>
     onBackend(backend, async () => {
       const cfg = {
-        ...base,
+        ...tenSteps,
         offload: {
           dir: tmp("polymoe-paged-wb-"),
           hostMemoryGB: 4,
@@ -273,7 +259,7 @@ describe.each(env.backends)("paged experts on %s", (backend) => {
   it("first-use initialisation draws the same experts as eager, only when routed", () =>
     onBackend(backend, async () => {
       const cfg = {
-        ...base,
+        ...tenSteps,
         offload: {
           dir: tmp("polymoe-paged-fu-"),
           hostMemoryGB: 4,
@@ -308,7 +294,7 @@ describe.each(env.backends)("paged experts on %s", (backend) => {
     onBackend(backend, async () => {
       const p = pagedModel("leak", 1 << 20);
       const t = trainer(p.model, {
-        ...base,
+        ...tenSteps,
         offload: { dir: tmp("polymoe-paged-leak-"), hostMemoryGB: 4, experts: "paged", enforceBudget: false },
       });
       await t.trainStep();
@@ -345,7 +331,7 @@ describe("paged experts: bad input and the budget", () => {
     const p = pagedModel("rss", 1 << 20);
     // The parts the optimizer can count fit (tiny model), but this process's RSS (node, vitest, tfjs) is far above 60 MB.
     const t = trainer(p.model, {
-      ...base,
+      ...tenSteps,
       offload: {
         dir: tmp("polymoe-paged-rss-"),
         hostMemoryGB: 0.06,
@@ -365,13 +351,13 @@ describe("paged experts: bad input and the budget", () => {
     const plain = new Transformer(tinyTaskMoe, { seed: 3, namespace: uniq("nopager") });
     expect(() =>
       trainer(plain, {
-        ...base,
+        ...tenSteps,
         offload: { dir: tmp("polymoe-paged-x-"), hostMemoryGB: 4, experts: "paged" },
       }),
     ).toThrow(/train.offload.experts is 'paged' but the model was built without a pager; build it with/);
     plain.dispose();
     const p = pagedModel("nocfg", 1 << 20);
-    expect(() => trainer(p.model, base)).toThrow(
+    expect(() => trainer(p.model, tenSteps)).toThrow(
       /the model's experts are paged .* but train.offload.experts is 'unset'; set train.offload with experts: "paged"/,
     );
     p.pager.dispose();

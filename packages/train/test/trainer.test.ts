@@ -13,16 +13,14 @@ import {
   type LossInput,
   labelSmoothedCrossEntropy,
   lastCheckpoint,
-  Progress,
   SafetensorsFile,
   TrainConfig,
   type TrainConfigInput,
   Trainer,
   toModelBatch,
 } from "../src/index.js";
-import { env, onBackend, SyntheticSource, tinyDense, tinyTaskMoe, uniq } from "./helpers.js";
+import { env, onBackend, quiet, SyntheticSource, tinyDense, tinyTaskMoe, uniq } from "./helpers.js";
 
-const quiet = new Progress({ write: () => true } as unknown as NodeJS.WriteStream, false);
 const runDir = () => mkdtempSync(path.join(tmpdir(), "polymoe-train-"));
 
 function trainer(
