@@ -75,6 +75,7 @@ export {
   type MpiInfo,
   mpiAddonPath,
   mpiAvailability,
+  mpiLastCollectiveSeconds,
   mpiWorld,
   mpiWtime,
 } from "./mpi.js";

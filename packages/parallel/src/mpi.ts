@@ -37,6 +37,7 @@ interface MpiAddon {
   finalize(): void;
   abort(code: number): void;
   wtime(): number;
+  lastSeconds(): number;
   rank(h: number): number;
   size(h: number): number;
   split(h: number, color: number, key: number): Promise<number>;
@@ -281,6 +282,16 @@ export function finalizeMpi(): void {
 /** Seconds on MPI's clock (MPI_Wtime); requires mpiWorld() first. */
 export function mpiWtime(): number {
   return requireAddon().wtime();
+}
+
+/**
+ * Seconds the last collective completed in this process spent inside MPI (its
+ * argument check included). Against the time the caller measured around the
+ * same call it gives the binding's own cost (bench:comm). With collectives of
+ * several communicators in flight, "last" is whichever finished last.
+ */
+export function mpiLastCollectiveSeconds(): number {
+  return requireAddon().lastSeconds();
 }
 
 type ArrayKind = Float32ArrayConstructor | Float64ArrayConstructor | Int32ArrayConstructor;

@@ -1,7 +1,7 @@
 // Rank functions that bundle several checks into one MPI job (each mpirun start costs seconds).
 import { createRequire } from "node:module";
 
-import { type Communicator, commBuffer, mpiAddonPath } from "../src/index.js";
+import { type Communicator, commBuffer, mpiAddonPath, mpiLastCollectiveSeconds } from "../src/index.js";
 import { blockingCollectives, collectives } from "../test/ranks/collectives.js";
 import { exchange } from "../test/ranks/moe.js";
 import type { ExchangeArgs } from "../test/ranks/moe_reference.js";
@@ -33,14 +33,36 @@ export async function throwOnRank1(world: Communicator) {
   return "unreachable";
 }
 
-/** allReduce over commBuffer() memory (huge-page aligned, owned by the binding). */
+/**
+ * allReduce over commBuffer() memory (huge-page aligned, owned by the binding),
+ * then over a large plain array at an unaligned offset (≥ 4 MiB: the binding
+ * collapses its aligned interior into huge pages first), asynchronously and
+ * blocking. Returns [first, last] of the commBuffer sum, the number of wrong
+ * elements of the plain sums (inside the view and around it), and whether
+ * mpiLastCollectiveSeconds() reported a time (a world of one copies without
+ * calling MPI, so there it stays 0).
+ */
 async function hugeBufferSum(world: Communicator): Promise<number[]> {
   const buf = commBuffer(1 << 20);
   buf.fill(world.rank + 1);
   await world.allReduce(buf);
   const r = [buf[0]!, buf[buf.length - 1]!];
+  const whole = new Float32Array((3 << 20) + 11);
+  whole.fill(-7);
+  const view = whole.subarray(3, whole.length - 5);
+  for (let i = 0; i < view.length; i++) view[i] = (i % 13) + world.rank;
+  await world.allReduce(view);
+  const p = world.size;
+  const rankSum = (p * (p - 1)) / 2;
+  let wrong = 0;
+  for (let i = 0; i < view.length; i++) if (view[i] !== (i % 13) * p + rankSum) wrong++;
+  for (let i = 0; i < view.length; i++) view[i] = i % 5;
+  world.allReduceSync(view);
+  for (let i = 0; i < view.length; i++) if (view[i] !== (i % 5) * p) wrong++;
+  for (const i of [0, 1, 2, whole.length - 5, whole.length - 1]) if (whole[i] !== -7) wrong++;
+  const timed = mpiLastCollectiveSeconds() > 0 ? 1 : 0;
   world.resetStats();
-  return r;
+  return [...r, wrong, timed];
 }
 
 /**

@@ -22,6 +22,19 @@
 // pass, which must not yield to the event loop. The JS layer refuses them while
 // an asynchronous collective of the same communicator is pending.
 //
+// Memory: Open MPI moves large messages between ranks of one host with one
+// kernel copy (CMA), which walks the pages of both processes; on 4 KiB pages
+// that walk costs more than the copy (docs/benchmarks.md, bench:comm). Before a
+// collective touches a buffer of at least 4 MiB, the binding advises its
+// 2 MiB-aligned interior for transparent huge pages and asks the kernel to
+// collapse it now (MADV_COLLAPSE, Linux 6.1+; done once per range, on the pool
+// thread). Contents and addresses do not change; where the kernel refuses,
+// nothing happens and the collective runs on the pages it had.
+//
+// Timing: every collective records the seconds spent inside MPI (check and
+// collective, measured around the MPI calls), read by lastSeconds(); with the
+// time seen by the caller it separates the binding's own cost from MPI's.
+//
 // Communicators are handles (small integers) into a table; 0 is MPI_COMM_WORLD.
 // Every communicator uses MPI_ERRORS_RETURN, so an MPI failure becomes a
 // rejected Promise carrying MPI's own error string instead of aborting.
@@ -30,6 +43,7 @@
 #include <sys/mman.h>
 #include <napi.h>
 
+#include <atomic>
 #include <climits>
 #include <cstdlib>
 #include <cstring>
@@ -45,6 +59,40 @@ namespace {
 std::mutex g_mu;
 std::vector<MPI_Comm> g_comms;  // handle -> communicator; MPI_COMM_NULL once freed
 int g_provided = -1;
+std::atomic<double> g_lastSeconds{0.0};  // time inside MPI of the last collective that completed
+
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25
+#endif
+constexpr size_t kHuge = size_t{2} << 20;
+constexpr size_t kCollapseMin = size_t{4} << 20;
+std::mutex g_hugeMu;
+std::vector<std::pair<std::uintptr_t, std::uintptr_t>> g_hugeDone;  // aligned ranges already collapsed
+
+/**
+ * Backs the 2 MiB-aligned interior of [data, data+bytes) with huge pages, once
+ * per range (see the header). Best effort: errors (no THP, no memory to
+ * compact) leave the pages as they were.
+ */
+void PreferHugePages(void* data, size_t bytes) {
+  if (bytes < kCollapseMin) return;
+  auto a = reinterpret_cast<std::uintptr_t>(data);
+  std::uintptr_t lo = (a + kHuge - 1) / kHuge * kHuge, hi = (a + bytes) / kHuge * kHuge;
+  if (hi <= lo) return;
+  {
+    std::lock_guard<std::mutex> lock(g_hugeMu);
+    for (const auto& r : g_hugeDone)
+      if (r.first == lo && r.second == hi) return;
+    // A freed buffer's range may be reused by an unrelated array; the list only
+    // saves repeated system calls, so keep it short.
+    if (g_hugeDone.size() >= 64) g_hugeDone.erase(g_hugeDone.begin());
+    g_hugeDone.emplace_back(lo, hi);
+  }
+#ifdef MADV_HUGEPAGE
+  void* p = reinterpret_cast<void*>(lo);
+  if (madvise(p, hi - lo, MADV_HUGEPAGE) == 0) madvise(p, hi - lo, MADV_COLLAPSE);
+#endif
+}
 
 bool Initialized() {
   int f = 0;
@@ -251,7 +299,10 @@ class Work : public Napi::AsyncWorker {
         what_(std::move(what)),
         fn_(std::move(fn)) {}
 
-  void Keep(const Buf& b) { keep_.push_back(Napi::Persistent(b.obj)); }
+  void Keep(const Buf& b) {
+    keep_.push_back(Napi::Persistent(b.obj));
+    if (b.bytes >= kCollapseMin) huge_.emplace_back(b.data, b.bytes);
+  }
   void Keep(const Check& k) {
     if (!k.on) return;
     Keep(k.sigBuf);
@@ -264,7 +315,10 @@ class Work : public Napi::AsyncWorker {
 
  protected:
   void Execute() override {
+    for (const auto& [data, bytes] : huge_) PreferHugePages(data, bytes);
+    double t0 = MPI_Wtime();
     int rc = fn_(&result_);
+    g_lastSeconds.store(MPI_Wtime() - t0);
     if (rc != MPI_SUCCESS) SetError(what_ + " failed in MPI: " + MpiErrorString(rc));
   }
   void OnOK() override { deferred_.Resolve(Napi::Number::New(Env(), result_)); }
@@ -275,6 +329,7 @@ class Work : public Napi::AsyncWorker {
   std::string what_;
   std::function<int(int*)> fn_;
   std::vector<Napi::ObjectReference> keep_;
+  std::vector<std::pair<void*, size_t>> huge_;
   int result_ = 0;
 };
 
@@ -287,7 +342,10 @@ Napi::Value Launch(const Napi::Env& env, const char* what, std::function<int(int
                    std::initializer_list<const Buf*> keep, const Check* k = nullptr) {
   if constexpr (Sync) {
     int out = 0;
+    for (const Buf* b : keep) PreferHugePages(b->data, b->bytes);
+    double t0 = MPI_Wtime();
     int rc = fn(&out);
+    g_lastSeconds.store(MPI_Wtime() - t0);
     if (rc != MPI_SUCCESS)
       throw Napi::Error::New(env, std::string(what) + " failed in MPI: " + MpiErrorString(rc));
     return Napi::Number::New(env, out);
@@ -398,6 +456,11 @@ Napi::Value AllocBuffer(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value Wtime(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), MPI_Wtime()); }
+
+/** Seconds the last completed collective of this process spent inside MPI (argument check included). */
+Napi::Value LastSeconds(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), g_lastSeconds.load());
+}
 
 // --- communicators ---------------------------------------------------------------
 
@@ -630,6 +693,7 @@ Napi::Object Module(Napi::Env env, Napi::Object exports) {
   exports.Set("allToAllVSync", Napi::Function::New(env, AllToAllV<true>));
   exports.Set("broadcast", Napi::Function::New(env, Broadcast));
   exports.Set("barrier", Napi::Function::New(env, Barrier));
+  exports.Set("lastSeconds", Napi::Function::New(env, LastSeconds));
   return exports;
 }
 
