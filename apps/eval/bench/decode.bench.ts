@@ -4,8 +4,8 @@
 // process (native backend).
 //
 //   pnpm bench:decode [--tokenmoe DIR] [--taskmoe DIR] [--direction en-fr]
-//                     [--length 32] [--sentences 64] [--train-steps 30] [--corpus DIR] [--rounds 3]
-//                     [--profile]
+//                     [--length 32] [--sentences 64] [--train-steps 30] [--corpus DIR] [--rounds 9]
+//                     [--d-model N] [--d-ff N] [--profile]
 //
 // Without --tokenmoe/--taskmoe, both models are trained here for --train-steps
 // steps from the `quick` config with 32 experts in the decoder's MoE layers
@@ -14,8 +14,9 @@
 // target-language). Every output is forced to exactly --length tokens
 // (eos barred before it), so the three models decode the same number of
 // tokens whatever their quality. --profile adds, per model, the kernels that
-// one batch-32 pass spends its time in (tf.profile). Last line: one JSON
-// object of the figures.
+// one batch-32 pass spends its time in (tf.profile). --d-model/--d-ff widen the
+// trained models (e.g. 512/2048, where the 32 experts of a layer outgrow the
+// CPU's cache, as a large model's do). Last line: one JSON object of the figures.
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -37,7 +38,9 @@ const { values: args } = parseArgs({
     sentences: { type: "string", default: "64" },
     "b1-sentences": { type: "string", default: "16" },
     "train-steps": { type: "string", default: "30" },
-    rounds: { type: "string", default: "3" },
+    "d-model": { type: "string" },
+    "d-ff": { type: "string" },
+    rounds: { type: "string", default: "9" },
     keep: { type: "boolean", default: false },
     profile: { type: "boolean", default: false },
   },
@@ -65,7 +68,11 @@ async function trainModel(kind: "tokenmoe" | "taskmoe"): Promise<string> {
     file.value,
     {
       data: { corpus: args.corpus },
-      model: { moe: { decoder: { numExperts: 32, taskKey: "target-language", router } } },
+      model: {
+        ...(args["d-model"] ? { dModel: Number(args["d-model"]) } : {}),
+        ...(args["d-ff"] ? { dFF: Number(args["d-ff"]) } : {}),
+        moe: { decoder: { numExperts: 32, taskKey: "target-language", router } },
+      },
       train: { maxSteps: trainSteps, evalEvery: 0, saveEvery: trainSteps, logEvery: Math.max(1, trainSteps) },
       dev: { lossSentencesPerPair: 8, bleuSentencesPerPair: 0 },
       run: { dir },
@@ -104,34 +111,43 @@ const decoderParams = (m: LoadedModel) => {
   return n;
 };
 
-/** Tokens per second decoding `sents` at batch size `batch`, every output exactly L tokens (best of reps). */
-function throughput(m: LoadedModel, sents: readonly string[], batch: number, reps = 2): number {
-  const run = () =>
-    translate(m.model, m.tokenizer, m.space, sents, srcLang, tgtLang, {
-      batchSize: batch,
-      beamSize: 1,
-      minLength: L,
-      maxLenRatio: 0,
-      maxLenOffset: L,
-    });
-  run(); // warm-up: buffers, JIT
-  let best = Number.POSITIVE_INFINITY;
-  for (let r = 0; r < reps; r++) {
+/** Tokens per second of one greedy pass over `sents` at batch size `batch`, every output exactly L tokens. */
+// Time spent in each model's encoder (wrapped below), so a pass also yields the
+// decoder's own tokens/s: the part extraction changes (the encoder is the same
+// token-routed stack in all three models and runs once per batch).
+const encodeMs = new Map<LoadedModel["model"], number>();
+for (const m of Object.values(models)) {
+  const encode = m.model.encode.bind(m.model);
+  encodeMs.set(m.model, 0);
+  m.model.encode = (batch, rng) => {
     const t0 = performance.now();
-    run();
-    best = Math.min(best, performance.now() - t0);
-  }
-  return (sents.length * L) / (best / 1000);
+    const out = encode(batch, rng);
+    encodeMs.set(m.model, (encodeMs.get(m.model) as number) + performance.now() - t0);
+    return out;
+  };
+}
+let lastDecoderOnly = 0;
+
+function throughput(m: LoadedModel, sents: readonly string[], batch: number): number {
+  const enc0 = encodeMs.get(m.model) as number;
+  const t0 = performance.now();
+  translate(m.model, m.tokenizer, m.space, sents, srcLang, tgtLang, {
+    batchSize: batch,
+    beamSize: 1,
+    minLength: L,
+    maxLenRatio: 0,
+    maxLenOffset: L,
+  });
+  const ms = performance.now() - t0;
+  lastDecoderOnly = (sents.length * L) / ((ms - ((encodeMs.get(m.model) as number) - enc0)) / 1000);
+  return (sents.length * L) / (ms / 1000);
 }
 
 console.log(
-  `\ndecoding ${args.direction}: ${sources.length} dev sentences at batch 32, ${Math.min(nB1, sources.length)} at batch 1; every output ${L} tokens; greedy; best of ${rounds} alternating rounds\n`,
+  `\ndecoding ${args.direction}: ${sources.length} dev sentences at batch 32, ${Math.min(nB1, sources.length)} at batch 1; every output ${L} tokens; greedy; median of ${rounds} rounds that alternate the models\n`,
 );
-const rows: [string, number, number, number, number][] = [];
+const rows: [string, number, number, number, number, number][] = [];
 const figures: Record<string, number> = {};
-// Rounds alternate the models (so a slow spell of a shared machine hits all of
-// them alike); each model's figure is its best round.
-const best = new Map<string, { b32: number; b1: number }>();
 // The same TokenMoE decoding with the key/value cache and attention as stock
 // tfjs ops (concat, batched matmuls, softmax): what the fused kernels buy.
 const fusedKernels = [CachedAttention, CacheWrite].map((k) => {
@@ -147,44 +163,75 @@ const stockAttention = <T>(f: () => T): T => {
     for (const k of fusedKernels) registerKernel(k);
   }
 };
-let stock = { b32: 0, b1: 0 };
+// On a shared VM one model's speed moves by up to 30% between invocations and
+// within one, so each round times every variant once, back to back (order
+// rotating), and the figures are medians over rounds; ratios are taken within
+// a round, then their median.
+type Variant = "tokenmoe" | "taskmoe_full" | "taskmoe_extracted" | "tokenmoe_stock";
+const variants: Variant[] = ["tokenmoe", "taskmoe_full", "taskmoe_extracted", "tokenmoe_stock"];
+const modelOf = (v: Variant) => models[v === "tokenmoe_stock" ? "tokenmoe" : v] as LoadedModel;
+const pass = (v: Variant, sents: readonly string[], batch: number) =>
+  v === "tokenmoe_stock"
+    ? stockAttention(() => throughput(modelOf(v), sents, batch))
+    : throughput(modelOf(v), sents, batch);
+const b1Sources = sources.slice(0, nB1);
+for (const v of variants) pass(v, sources.slice(0, 32), 32); // warm-up: buffers, JIT
+type Samples = { b32: number[]; b1: number[]; dec32: number[] };
+const samples = new Map<Variant, Samples>(variants.map((v) => [v, { b32: [], b1: [], dec32: [] }]));
 for (let round = 0; round < rounds; round++) {
-  for (const [name, m] of Object.entries(models)) {
-    const b32 = throughput(m, sources, 32);
-    const b1 = throughput(m, sources.slice(0, nB1), 1, 1);
-    const prev = best.get(name) ?? { b32: 0, b1: 0 };
-    best.set(name, { b32: Math.max(prev.b32, b32), b1: Math.max(prev.b1, b1) });
+  const order = variants.map((_, i) => variants[(i + round) % variants.length] as Variant);
+  for (const v of order) {
+    const s = samples.get(v) as Samples;
+    s.b32.push(pass(v, sources, 32));
+    s.dec32.push(lastDecoderOnly);
+    s.b1.push(pass(v, b1Sources, 1));
   }
-  const m = models.tokenmoe as LoadedModel;
-  const s32 = stockAttention(() => throughput(m, sources, 32));
-  const s1 = stockAttention(() => throughput(m, sources.slice(0, nB1), 1, 1));
-  stock = { b32: Math.max(stock.b32, s32), b1: Math.max(stock.b1, s1) };
 }
+const median = (xs: readonly number[]) => {
+  const a = [...xs].sort((x, y) => x - y);
+  const n = a.length;
+  return n % 2 ? (a[(n - 1) / 2] as number) : ((a[n / 2 - 1] as number) + (a[n / 2] as number)) / 2;
+};
+const ratios = (a: Variant, b: Variant, key: keyof Samples) => {
+  const x = (samples.get(a) as Samples)[key];
+  const y = (samples.get(b) as Samples)[key];
+  return x.map((v, i) => v / (y[i] as number));
+};
+const best = new Map<string, { b32: number; b1: number; dec32: number }>();
+for (const v of variants) {
+  const s = samples.get(v) as Samples;
+  best.set(v, { b32: median(s.b32), b1: median(s.b1), dec32: median(s.dec32) });
+}
+const stock = best.get("tokenmoe_stock") as { b32: number; b1: number };
+const spread = (xs: number[]) =>
+  `${median(xs).toFixed(2)}x (rounds: ${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)})`;
 for (const [name, m] of Object.entries(models)) {
-  const { b32, b1 } = best.get(name) as { b32: number; b1: number };
+  const { b32, b1, dec32 } = best.get(name) as { b32: number; b1: number; dec32: number };
   figures[`tokens_per_s_${name}_b32`] = +b32.toFixed(1);
   figures[`tokens_per_s_${name}_b1`] = +b1.toFixed(1);
-  rows.push([name, m.model.numParameters(), decoderParams(m), b32, b1]);
+  figures[`decoder_tokens_per_s_${name}_b32`] = +dec32.toFixed(1);
+  rows.push([name, m.model.numParameters(), decoderParams(m), b32, b1, dec32]);
 }
-console.log("model               params    decoder params   tok/s b32   tok/s b1");
-for (const [name, p, d, b32, b1] of rows) {
+console.log("model               params    decoder params   tok/s b32   tok/s b1   decoder-only tok/s b32");
+for (const [name, p, d, b32, b1, dec32] of rows) {
   console.log(
-    `${name.padEnd(18)} ${p.toLocaleString("en-US").padStart(11)} ${d.toLocaleString("en-US").padStart(16)} ${b32.toFixed(0).padStart(11)} ${b1.toFixed(0).padStart(10)}`,
+    `${name.padEnd(18)} ${p.toLocaleString("en-US").padStart(11)} ${d.toLocaleString("en-US").padStart(16)} ${b32.toFixed(0).padStart(11)} ${b1.toFixed(0).padStart(10)} ${dec32.toFixed(0).padStart(24)}`,
   );
 }
 const full = rows[1] as (typeof rows)[number];
 const ext = rows[2] as (typeof rows)[number];
-const tok = rows[0] as (typeof rows)[number];
 console.log(
   `${"tokenmoe, stock attn".padEnd(18)} ${"".padStart(11)} ${"".padStart(16)} ${stock.b32.toFixed(0).padStart(11)} ${stock.b1.toFixed(0).padStart(10)}`,
 );
-const tokRow = rows[0] as (typeof rows)[number];
 console.log(
-  `\nfused cached attention vs stock tfjs ops (TokenMoE): ${(tokRow[3] / stock.b32).toFixed(2)}x at batch 32, ${(tokRow[4] / stock.b1).toFixed(2)}x at batch 1`,
+  `\nfused cached attention vs stock tfjs ops (TokenMoE), per-round ratio: ${spread(ratios("tokenmoe", "tokenmoe_stock", "b32"))} at batch 32, ${spread(ratios("tokenmoe", "tokenmoe_stock", "b1"))} at batch 1`,
 );
+const extVsTok32 = ratios("taskmoe_extracted", "tokenmoe", "b32");
+const decExtVsTok32 = ratios("taskmoe_extracted", "tokenmoe", "dec32");
 console.log(
-  `extracted vs TokenMoE: ${(ext[3] / tok[3]).toFixed(2)}x at batch 32, ${(ext[4] / tok[4]).toFixed(2)}x at batch 1` +
-    `\nextracted vs full TaskMoE: ${(ext[3] / full[3]).toFixed(2)}x at batch 32, ${(ext[4] / full[4]).toFixed(2)}x at batch 1` +
+  `extracted vs TokenMoE, per-round ratio: ${spread(extVsTok32)} at batch 32, ${spread(ratios("taskmoe_extracted", "tokenmoe", "b1"))} at batch 1` +
+    `\nextracted vs TokenMoE, decoder only (encoder time excluded): ${spread(decExtVsTok32)} at batch 32` +
+    `\nextracted vs full TaskMoE, per-round ratio: ${spread(ratios("taskmoe_extracted", "taskmoe_full", "b32"))} at batch 32, ${spread(ratios("taskmoe_extracted", "taskmoe_full", "b1"))} at batch 1` +
     `\nextracted: ${((100 * ext[1]) / full[1]).toFixed(1)}% of the parameters, ${((100 * ext[2]) / full[2]).toFixed(1)}% of the decoder, ` +
     `checkpoint ${(extraction.bytes / 2 ** 20).toFixed(1)} MB vs ${(extraction.sourceBytes / 2 ** 20).toFixed(1)} MB`,
 );
@@ -233,8 +280,13 @@ console.log(
     params_extracted: ext[1],
     decoder_params_full: full[2],
     decoder_params_extracted: ext[2],
-    extracted_vs_tokenmoe_b32: +(ext[3] / tok[3]).toFixed(3),
+    extracted_vs_tokenmoe_b32: +median(extVsTok32).toFixed(3),
+    extracted_vs_tokenmoe_b32_min: +Math.min(...extVsTok32).toFixed(3),
+    extracted_vs_tokenmoe_b32_max: +Math.max(...extVsTok32).toFixed(3),
+    decoder_tokens_per_s_tokenmoe_b32: figures.decoder_tokens_per_s_tokenmoe_b32,
+    decoder_tokens_per_s_taskmoe_extracted_b32: figures.decoder_tokens_per_s_taskmoe_extracted_b32,
+    decoder_extracted_vs_tokenmoe_b32: +median(decExtVsTok32).toFixed(3),
     tokens_per_s_tokenmoe_stock_attention_b32: +stock.b32.toFixed(1),
-    cached_attention_speedup_b32: +(tok[3] / stock.b32).toFixed(3),
+    cached_attention_speedup_b32: +median(ratios("tokenmoe", "tokenmoe_stock", "b32")).toFixed(3),
   }),
 );

@@ -67,6 +67,15 @@ export interface NativeAddon {
   ): void;
   transpose(x: Float32Array, shape: readonly number[], perm: readonly number[], out: Float32Array): void;
   softmax(x: Float32Array, out: Float32Array, rows: number, cols: number, log: boolean): void;
+  logSoftmaxTopK(
+    x: Float32Array,
+    values: Float32Array,
+    indices: Int32Array,
+    rows: number,
+    cols: number,
+    k: number,
+    exclude: number,
+  ): void;
   /** Attention of T queries over the first L of S cached rows (see native/src/shape_ops.h). */
   cachedAttention(
     q: Float32Array,

@@ -28,6 +28,9 @@ export {
   LayerNormGrad,
   type LayerNormGradInputs,
   type LayerNormInputs,
+  LogSoftmaxTopK,
+  type LogSoftmaxTopKAttrs,
+  type LogSoftmaxTopKInputs,
   MoeCombine,
   type MoeCombineAttrs,
   type MoeCombineInputs,
@@ -44,7 +47,7 @@ export { dropout } from "./ops/dropout.js";
 export { gelu, geluComposite } from "./ops/gelu.js";
 export { groupedMatMul } from "./ops/grouped_matmul.js";
 export { layerNorm, layerNormComposite } from "./ops/layer_norm.js";
-export { logSoftmax } from "./ops/log_softmax.js";
+export { type LogSoftmaxTopKOptions, logSoftmax, logSoftmaxTopK } from "./ops/log_softmax.js";
 export { type MoePairs, moeCombine, moeDispatch } from "./ops/moe.js";
 export { backendHasKernel } from "./ops/util.js";
 export {

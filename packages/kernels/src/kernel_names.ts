@@ -114,3 +114,17 @@ export type CacheWriteInputs = Pick<NamedTensorInfoMap, "cache" | "x">;
 export interface CacheWriteAttrs {
   pos: number;
 }
+
+/**
+ * The k best entries of each row of log_softmax(logits) (forward only):
+ * logits [R, V] -> values <float32>[R, k] (log-probabilities, best first, ties
+ * to the lower column) and indices <int32>[R, k]. Column `exclude` (-1: none)
+ * is never chosen but counts in the normaliser. The next-token step of greedy
+ * and beam search without materialising [R, V] log-probabilities.
+ */
+export const LogSoftmaxTopK = "polymoe.LogSoftmaxTopK";
+export type LogSoftmaxTopKInputs = Pick<NamedTensorInfoMap, "logits">;
+export interface LogSoftmaxTopKAttrs {
+  k: number;
+  exclude: number;
+}

@@ -33,7 +33,7 @@ import { padV2Kernel } from "./kernels/PadV2.js";
 import { reduceKernels } from "./kernels/reduce.js";
 import { scatterNdKernel } from "./kernels/ScatterNd.js";
 import { sliceKernel } from "./kernels/Slice.js";
-import { logSoftmaxKernel, softmaxKernel } from "./kernels/Softmax.js";
+import { logSoftmaxKernel, logSoftmaxTopKKernel, softmaxKernel } from "./kernels/Softmax.js";
 import { transposeKernel } from "./kernels/Transpose.js";
 import { unsortedSegmentSumKernel } from "./kernels/UnsortedSegmentSum.js";
 import { unaryKernels } from "./kernels/unary.js";
@@ -49,6 +49,7 @@ export const NATIVE_KERNELS: readonly NativeKernel[] = [
   ...reduceKernels,
   softmaxKernel,
   logSoftmaxKernel,
+  logSoftmaxTopKKernel,
   transposeKernel,
   sliceKernel,
   padV2Kernel,

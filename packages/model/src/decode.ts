@@ -1,7 +1,7 @@
 // Batched greedy and beam-search decoding over the incremental decoder state.
 // Axis legend: B sentences, K beams, V vocabulary.
 
-import { logSoftmax } from "@polymoe/kernels";
+import { logSoftmax, logSoftmaxTopK } from "@polymoe/kernels";
 import { Rng } from "@polymoe/routers";
 import { dispose } from "@tensorflow/tfjs-core";
 
@@ -54,7 +54,7 @@ function disposeState(s: DecoderState): void {
 }
 
 function disposeMemory(m: EncoderMemory): void {
-  dispose([m.out, m.mask, ...m.crossKV.flatMap((kv) => [kv.k, kv.v])]);
+  dispose([m.out, m.mask, m.outputWeight, ...m.crossKV.flatMap((kv) => [kv.k, kv.v])]);
 }
 
 /**
@@ -101,7 +101,7 @@ export function decode(model: Transformer, src: SourceBatch, opts: DecodeOptions
   const finished: Hypothesis[][] = Array.from({ length: B }, () => []);
   const done = new Uint8Array(B);
   let input = new Int32Array(R).fill(opts.bos);
-  const kk = 2 * K;
+  const kk = Math.min(2 * K, V);
   const topV = new Int32Array(kk);
   const topS = new Float64Array(kk);
 
@@ -109,11 +109,26 @@ export function decode(model: Transformer, src: SourceBatch, opts: DecodeOptions
     const step = model.decodeStep(mem, state, input, rng);
     disposeState(state);
     state = step.state;
-    // Not tidy(() => ....dataSync()): tidy walks whatever its function returns,
-    // element by element for a typed array ([rows, vocab] here).
-    const lpT = logSoftmax(step.logits);
-    const lp = lpT.dataSync() as Float32Array;
-    lpT.dispose();
+    // Each row's 2K best tokens (2K so that K survive eos) and their
+    // log-probabilities, in one pass over [R, V] on the native backend. A step
+    // where some sentence is forced (its prefix) reads every log-probability.
+    const eosBarred = t < minLength; // t tokens generated so far
+    const anyForced = prefix.some((p, b) => !done[b] && p !== undefined && t < p.length);
+    let lp: Float32Array | null = null;
+    let topVals: Float32Array | null = null;
+    let topIds: Int32Array | null = null;
+    if (anyForced) {
+      // Not tidy(() => ....dataSync()): tidy walks whatever its function returns,
+      // element by element for a typed array ([rows, vocab] here).
+      const lpT = logSoftmax(step.logits);
+      lp = lpT.dataSync() as Float32Array;
+      lpT.dispose();
+    } else {
+      const top = logSoftmaxTopK(step.logits, kk, eosBarred ? { exclude: opts.eos } : {});
+      topVals = top.values.dataSync() as Float32Array;
+      topIds = top.indices.dataSync() as Int32Array;
+      dispose([top.values, top.indices]);
+    }
     step.logits.dispose();
     const nextInput = new Int32Array(R).fill(opts.eos);
     const order = new Int32Array(R);
@@ -131,16 +146,21 @@ export function decode(model: Transformer, src: SourceBatch, opts: DecodeOptions
         const base = logProb[r] as number;
         if (base === Number.NEGATIVE_INFINITY) continue;
         if (forced >= 0) {
-          cand.push([r, forced, base + (lp[r * V + forced] as number)]);
+          cand.push([r, forced, base + ((lp as Float32Array)[r * V + forced] as number)]);
           continue;
         }
-        // Top 2K tokens of this row (2K so that K survive eos), by insertion
-        // into a sorted list: one comparison per token for almost all of them.
-        const eosBarred = t < minLength; // t tokens generated so far
-        let n = 0;
+        if (topIds && topVals) {
+          for (let i = 0; i < kk; i++) {
+            const v = topIds[r * kk + i] as number;
+            if (v >= 0) cand.push([r, v, base + (topVals[r * kk + i] as number)]);
+          }
+          continue;
+        }
+        // A step with forced rows: this row's 2K best from the full log-probabilities.
         const row = r * V;
+        let n = 0;
         for (let v = 0; v < V; v++) {
-          const s = lp[row + v] as number;
+          const s = (lp as Float32Array)[row + v] as number;
           if (n === kk && !(s > (topS[kk - 1] as number))) continue;
           if (eosBarred && v === opts.eos) continue;
           let i = n < kk ? n++ : kk - 1;

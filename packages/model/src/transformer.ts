@@ -7,6 +7,7 @@ import { parseConfig } from "@polymoe/schema";
 import {
   add,
   addN,
+  clone,
   gather,
   matMul,
   mul,
@@ -24,6 +25,7 @@ import {
   tensor2d,
   tensor4d,
   tidy,
+  transpose,
   type Variable,
 } from "@tensorflow/tfjs-core";
 
@@ -112,6 +114,13 @@ export interface EncoderMemory {
   mask: Tensor4D;
   /** Cross-attention keys/values per decoder layer, <float32>[B, S, M] each. */
   crossKV: RowKV[];
+  /**
+   * <float32>[M, V]: the output projection (the tied embedding, transposed)
+   * laid out for decoding's few-row products, made once per batch: [R, M] x
+   * [M, V] runs ~2x faster than against the [V, M] embedding transposed on the
+   * fly (docs/benchmarks.md, bench:decode).
+   */
+  outputWeight: Tensor2D;
   taskIds: Partial<Record<TaskKey, Int32Array>>;
 }
 
@@ -597,8 +606,9 @@ export class Transformer {
       const crossKV = this.decoder.map((b) =>
         (b.cross as MultiHeadAttention).projectRows(out, batch.batch, batch.srcLen),
       );
-      return { out, mask, crossKV } as unknown as TensorContainer;
-    }) as unknown as Pick<EncoderMemory, "out" | "mask" | "crossKV">;
+      const outputWeight = transpose(this.embed) as Tensor2D;
+      return { out, mask, crossKV, outputWeight } as unknown as TensorContainer;
+    }) as unknown as Pick<EncoderMemory, "out" | "mask" | "crossKV" | "outputWeight">;
     return { B: batch.batch, S: batch.srcLen, ...kept, taskIds: batch.taskIds };
   }
 
@@ -663,7 +673,7 @@ export class Transformer {
         });
         x = add(x, f) as Tensor2D;
       });
-      const logits = matMul(applyNorm(this.decNorm, x, c.layerNormEps), this.embed, false, true) as Tensor2D;
+      const logits = matMul(applyNorm(this.decNorm, x, c.layerNormEps), mem.outputWeight) as Tensor2D;
       return { logits, self } as unknown as TensorContainer;
     }) as unknown as { logits: Tensor2D; self: RowKV[] };
     return {
@@ -697,6 +707,7 @@ export class Transformer {
         out,
         mask: rows(mem.mask),
         crossKV: mem.crossKV.map((kv) => ({ k: rows(kv.k), v: rows(kv.v) })),
+        outputWeight: clone(mem.outputWeight),
         taskIds,
       },
       state: {

@@ -262,6 +262,20 @@ Napi::Value Softmax(const Napi::CallbackInfo& info) {
   return guarded(info, [&] { polymoe::softmax(x.data, out.data, rows, cols, log); });
 }
 
+// logSoftmaxTopK(x, values, indices, rows, cols, k, exclude)
+Napi::Value LogSoftmaxTopK(const Napi::CallbackInfo& info) {
+  F32 x = f32_arg(info, 0, "x"), values = f32_arg(info, 1, "values");
+  I32 indices = i32_arg(info, 2, "indices");
+  const i64 rows = int_arg(info, 3, "rows"), cols = int_arg(info, 4, "cols"), k = int_arg(info, 5, "k");
+  if (!info[6].IsNumber()) throw Napi::TypeError::New(info.Env(), "exclude must be a number");
+  const i64 exclude = info[6].As<Napi::Number>().Int64Value();
+  need(info, x.length, rows * cols, "x");
+  need(info, values.length, rows * k, "values");
+  if (indices.length != rows * k)
+    throw Napi::RangeError::New(info.Env(), "indices has " + std::to_string(indices.length) + " elements, needs " + std::to_string(rows * k));
+  return guarded(info, [&] { polymoe::log_softmax_topk(x.data, rows, cols, k, exclude, values.data, indices.data); });
+}
+
 // cachedAttention(q, k, v, mask|null, out, B, T, S, L, H, D, scale, causal)
 Napi::Value CachedAttention(const Napi::CallbackInfo& info) {
   F32 q = f32_arg(info, 0, "q"), k = f32_arg(info, 1, "k"), v = f32_arg(info, 2, "v");
@@ -548,6 +562,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("reduce", Napi::Function::New(env, Reduce));
   exports.Set("transpose", Napi::Function::New(env, Transpose));
   exports.Set("softmax", Napi::Function::New(env, Softmax));
+  exports.Set("logSoftmaxTopK", Napi::Function::New(env, LogSoftmaxTopK));
   exports.Set("cachedAttention", Napi::Function::New(env, CachedAttention));
   exports.Set("layerNorm", Napi::Function::New(env, LayerNorm));
   exports.Set("layerNormGrad", Napi::Function::New(env, LayerNormGrad));

@@ -39,6 +39,50 @@ void softmax(const float* x, float* out, i64 rows, i64 cols, bool log) {
   (void)threads;
 }
 
+void log_softmax_topk(const float* x, i64 rows, i64 cols, i64 k, i64 exclude, float* values,
+                      std::int32_t* indices) {
+  if (rows == 0 || k == 0) return;
+  const float ninf = -std::numeric_limits<float>::infinity();
+  const int threads = threads_for(rows * cols * 2);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(threads)
+#endif
+  for (i64 r = 0; r < rows; ++r) {
+    const float* xr = x + r * cols;
+    float* vr = values + r * k;
+    std::int32_t* ir = indices + r * k;
+    for (i64 j = 0; j < k; ++j) {
+      vr[j] = ninf;
+      ir[j] = -1;
+    }
+    float m = ninf;
+#pragma omp simd reduction(max : m)
+    for (i64 c = 0; c < cols; ++c) m = std::max(m, xr[c]);
+    double s = 0.0;
+#pragma omp simd reduction(+ : s)
+    for (i64 c = 0; c < cols; ++c) s += vexp(xr[c] - m);
+    const float lse = static_cast<float>(std::log(s));
+    // Insertion into the sorted list: one comparison per column for almost all.
+    i64 n = 0;
+    for (i64 c = 0; c < cols; ++c) {
+      const float v = xr[c];
+      if (n == k && !(v > vr[k - 1])) continue;
+      if (c == exclude || v != v) continue;
+      i64 i = n < k ? n++ : k - 1;
+      while (i > 0 && v > vr[i - 1]) {
+        vr[i] = vr[i - 1];
+        ir[i] = ir[i - 1];
+        --i;
+      }
+      vr[i] = v;
+      ir[i] = static_cast<std::int32_t>(c);
+    }
+    // Same arithmetic as log_softmax: (x - m) - log sum exp(x - m).
+    for (i64 j = 0; j < n; ++j) vr[j] = (vr[j] - m) - lse;
+  }
+  (void)threads;
+}
+
 namespace {
 
 /** Mean and 1/sqrt(var + eps) of one row; two passes, double accumulation. */

@@ -29,6 +29,16 @@ void cached_attention(const float* q, const float* k, const float* v, const floa
 void softmax(const float* x, float* out, i64 rows, i64 cols, bool log);
 
 /**
+ * The k best entries of each row of log_softmax(x) without writing the
+ * [rows, cols] result: values [rows, k] (log-probabilities, best first) and
+ * their columns [rows, k]; ties keep the lower column first. Column `exclude`
+ * (-1: none) is never chosen but still counts in the normaliser. Rows with
+ * fewer than k candidates end with -inf and column -1.
+ */
+void log_softmax_topk(const float* x, i64 rows, i64 cols, i64 k, i64 exclude, float* values,
+                      std::int32_t* indices);
+
+/**
  * LayerNorm over the last axis of x[rows, cols]: y = (x - mean) / sqrt(var + eps) * gamma + beta.
  * gamma/beta may be null (no affine transform).
  */

@@ -7,6 +7,7 @@ import {
 } from "@tensorflow/tfjs-core";
 
 import type { NativeBackend } from "../backend.js";
+import { LogSoftmaxTopK, type LogSoftmaxTopKAttrs } from "../kernel_names.js";
 import { cpuKernel, input, type NativeKernel, sizeOf } from "./util.js";
 
 /** Row-wise (log-)softmax over the last axis, in one fused pass per row. */
@@ -48,5 +49,20 @@ export const logSoftmaxKernel: NativeKernel = {
     const out = softmaxLastAxis(backend, logits, axis, true, LogSoftmax);
     if (!out) throw new Error(`${LogSoftmax}: logits must be float32, got ${logits.dtype}`);
     return out;
+  },
+};
+
+export const logSoftmaxTopKKernel: NativeKernel = {
+  kernelName: LogSoftmaxTopK,
+  kernelFunc: ({ inputs, backend, attrs }) => {
+    const logits = input(inputs, "logits", LogSoftmaxTopK);
+    const { k, exclude } = attrs as unknown as LogSoftmaxTopKAttrs;
+    const xv = backend.f32(logits);
+    if (!xv) throw new Error(`${LogSoftmaxTopK}: logits must be float32, got ${logits.dtype}`);
+    const [R, V] = logits.shape as [number, number];
+    const values = new Float32Array(R * k);
+    const indices = new Int32Array(R * k);
+    backend.native.logSoftmaxTopK(xv, values, indices, R, V, k, exclude);
+    return [backend.output([R, k], values), backend.makeTensorInfo([R, k], "int32", indices)];
   },
 };
