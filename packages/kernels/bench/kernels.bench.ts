@@ -7,6 +7,7 @@ import {
   gelu,
   layerNorm,
   logSoftmax,
+  logSoftmaxTopK,
   NATIVE_BACKEND_NAME,
   nativeAddon,
   nativeInfo,
@@ -156,11 +157,22 @@ const micro: [string, string, () => tf.Tensor | tf.Tensor[]][] = (() => {
     "int32",
   );
   const dy = tf.tensor2d(randomArray(T * D, 9), [T, D]);
+  const logits = tf.tensor2d(randomArray(32 * 8000, 11), [32, 8000]);
   return [
     ["add [512,256]+[256]", "add_bias", () => tf.add(x, bias)],
     ["gelu [512,1024]", "gelu", () => gelu(xf)],
     ["softmax [4,4,128,128]", "softmax", () => tf.softmax(s)],
     ["logSoftmax [512,1024]", "log_softmax", () => logSoftmax(xf)],
+    // Decoding's next-token step at batch 32 (vocab 8000, 2 beams' 4 candidates); the
+    // cpu side is the composite (logSoftmax, then tfjs's topk).
+    [
+      "logSoftmaxTopK [32,8000] k=4",
+      "log_softmax_topk",
+      () => {
+        const t = logSoftmaxTopK(logits, 4);
+        return [t.values, t.indices];
+      },
+    ],
     ["sum over tokens [512,1024]", "sum_axis0", () => tf.sum(xf, 0)],
     ["transpose heads [4,128,4,64]", "transpose", () => tf.transpose(heads, [0, 2, 1, 3])],
     ["layerNorm fwd [512,256]", "layernorm_fwd", () => layerNorm(x, g, b)],

@@ -4,6 +4,18 @@
 
 namespace polymoe {
 
+namespace {
+
+/** Largest element of a row (-inf for an empty row; NaN-blind, as std::max). */
+inline float row_max(const float* xr, i64 cols) {
+  float m = -std::numeric_limits<float>::infinity();
+#pragma omp simd reduction(max : m)
+  for (i64 c = 0; c < cols; ++c) m = std::max(m, xr[c]);
+  return m;
+}
+
+}  // namespace
+
 void softmax(const float* x, float* out, i64 rows, i64 cols, bool log) {
   if (rows == 0 || cols == 0) return;
   const int threads = threads_for(rows * cols * 4);
@@ -13,9 +25,7 @@ void softmax(const float* x, float* out, i64 rows, i64 cols, bool log) {
   for (i64 r = 0; r < rows; ++r) {
     const float* xr = x + r * cols;
     float* yr = out + r * cols;
-    float m = -std::numeric_limits<float>::infinity();
-#pragma omp simd reduction(max : m)
-    for (i64 c = 0; c < cols; ++c) m = std::max(m, xr[c]);
+    const float m = row_max(xr, cols);
     // A NaN anywhere makes exp(x - m) NaN below, so the row becomes NaN as in
     // tfjs. A row of -inf gives m = -inf and NaN likewise.
     double s = 0.0;
@@ -55,27 +65,32 @@ void log_softmax_topk(const float* x, i64 rows, i64 cols, i64 k, i64 exclude, fl
       vr[j] = ninf;
       ir[j] = -1;
     }
-    float m = ninf;
-#pragma omp simd reduction(max : m)
-    for (i64 c = 0; c < cols; ++c) m = std::max(m, xr[c]);
+    const float m = row_max(xr, cols);
     double s = 0.0;
 #pragma omp simd reduction(+ : s)
     for (i64 c = 0; c < cols; ++c) s += vexp(xr[c] - m);
     const float lse = static_cast<float>(std::log(s));
-    // Insertion into the sorted list: one comparison per column for almost all.
+    // Insertion into the sorted list, a block of 16 columns at a time: once
+    // the list is full, a block whose (vectorised) maximum does not beat its
+    // last entry is skipped whole, which is almost every block.
+    constexpr i64 kBlock = 16;
     i64 n = 0;
-    for (i64 c = 0; c < cols; ++c) {
-      const float v = xr[c];
-      if (n == k && !(v > vr[k - 1])) continue;
-      if (c == exclude || v != v) continue;
-      i64 i = n < k ? n++ : k - 1;
-      while (i > 0 && v > vr[i - 1]) {
-        vr[i] = vr[i - 1];
-        ir[i] = ir[i - 1];
-        --i;
+    for (i64 c0 = 0; c0 < cols; c0 += kBlock) {
+      const i64 c1 = std::min(cols, c0 + kBlock);
+      if (n == k && !(row_max(xr + c0, c1 - c0) > vr[k - 1])) continue;
+      for (i64 c = c0; c < c1; ++c) {
+        const float v = xr[c];
+        if (n == k && !(v > vr[k - 1])) continue;
+        if (c == exclude || v != v) continue;
+        i64 i = n < k ? n++ : k - 1;
+        while (i > 0 && v > vr[i - 1]) {
+          vr[i] = vr[i - 1];
+          ir[i] = ir[i - 1];
+          --i;
+        }
+        vr[i] = v;
+        ir[i] = static_cast<std::int32_t>(c);
       }
-      vr[i] = v;
-      ir[i] = static_cast<std::int32_t>(c);
     }
     // Same arithmetic as log_softmax: (x - m) - log sum exp(x - m).
     for (i64 j = 0; j < n; ++j) vr[j] = (vr[j] - m) - lse;
