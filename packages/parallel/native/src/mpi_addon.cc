@@ -26,10 +26,11 @@
 // kernel copy (CMA), which walks the pages of both processes; on 4 KiB pages
 // that walk costs more than the copy (docs/benchmarks.md, bench:comm). Before a
 // collective touches a buffer of at least 4 MiB, the binding advises its
-// 2 MiB-aligned interior for transparent huge pages and asks the kernel to
-// collapse it now (MADV_COLLAPSE, Linux 6.1+; done once per range, on the pool
-// thread). Contents and addresses do not change; where the kernel refuses,
-// nothing happens and the collective runs on the pages it had.
+// 2 MiB-aligned interior for transparent huge pages and, when the same range
+// comes back (a reused buffer), asks the kernel to collapse it now
+// (MADV_COLLAPSE, Linux 6.1+; once, before the collective). Contents and
+// addresses do not change; where the kernel refuses, nothing happens and the
+// collective runs on the pages it had.
 //
 // Timing: every collective records the seconds spent inside MPI (check and
 // collective, measured around the MPI calls), read by lastSeconds(); with the
@@ -67,30 +68,53 @@ std::atomic<double> g_lastSeconds{0.0};  // time inside MPI of the last collecti
 constexpr size_t kHuge = size_t{2} << 20;
 constexpr size_t kCollapseMin = size_t{4} << 20;
 std::mutex g_hugeMu;
-std::vector<std::pair<std::uintptr_t, std::uintptr_t>> g_hugeDone;  // aligned ranges already collapsed
+using Range = std::pair<std::uintptr_t, std::uintptr_t>;
+std::vector<Range> g_hugeSeen;  // aligned ranges met once (advised for huge pages)
+std::vector<Range> g_hugeDone;  // aligned ranges met again and collapsed
+
+bool TakeRange(std::vector<Range>& list, const Range& r) {
+  for (auto it = list.begin(); it != list.end(); ++it) {
+    if (*it == r) {
+      list.erase(it);
+      return true;
+    }
+  }
+  return false;
+}
+
+void Remember(std::vector<Range>& list, const Range& r) {
+  // The lists only save system calls, so they stay short (oldest out first).
+  if (list.size() >= 64) list.erase(list.begin());
+  list.push_back(r);
+}
 
 /**
- * Backs the 2 MiB-aligned interior of [data, data+bytes) with huge pages, once
- * per range (see the header). Best effort: errors (no THP, no memory to
+ * Backs the 2 MiB-aligned interior of [data, data+bytes) with huge pages (see
+ * the header). The first time a range is met it is only advised
+ * (MADV_HUGEPAGE: pages not yet touched, e.g. a fresh receive buffer, then
+ * fault in huge); the second time — a buffer reused, which is when a copy pays
+ * off — it is collapsed (MADV_COLLAPSE copies its 4 KiB pages into huge ones,
+ * ~6-12 ms for 16 MiB, ~10 us when already huge) and not touched again. A
+ * buffer used once is never copied. Best effort: errors (no THP, no memory to
  * compact) leave the pages as they were.
  */
 void PreferHugePages(void* data, size_t bytes) {
   if (bytes < kCollapseMin) return;
   auto a = reinterpret_cast<std::uintptr_t>(data);
-  std::uintptr_t lo = (a + kHuge - 1) / kHuge * kHuge, hi = (a + bytes) / kHuge * kHuge;
-  if (hi <= lo) return;
+  const Range r{(a + kHuge - 1) / kHuge * kHuge, (a + bytes) / kHuge * kHuge};
+  if (r.second <= r.first) return;
+  bool collapse = false;
   {
     std::lock_guard<std::mutex> lock(g_hugeMu);
-    for (const auto& r : g_hugeDone)
-      if (r.first == lo && r.second == hi) return;
-    // A freed buffer's range may be reused by an unrelated array; the list only
-    // saves repeated system calls, so keep it short.
-    if (g_hugeDone.size() >= 64) g_hugeDone.erase(g_hugeDone.begin());
-    g_hugeDone.emplace_back(lo, hi);
+    for (const auto& d : g_hugeDone)
+      if (d == r) return;
+    collapse = TakeRange(g_hugeSeen, r);
+    Remember(collapse ? g_hugeDone : g_hugeSeen, r);
   }
 #ifdef MADV_HUGEPAGE
-  void* p = reinterpret_cast<void*>(lo);
-  if (madvise(p, hi - lo, MADV_HUGEPAGE) == 0) madvise(p, hi - lo, MADV_COLLAPSE);
+  void* p = reinterpret_cast<void*>(r.first);
+  if (madvise(p, r.second - r.first, MADV_HUGEPAGE) == 0 && collapse)
+    madvise(p, r.second - r.first, MADV_COLLAPSE);
 #endif
 }
 
