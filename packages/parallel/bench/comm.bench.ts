@@ -3,7 +3,8 @@
 // same MPI (built here with mpicc into a temp dir). The binding runs twice: on
 // plain Float32Arrays and on commBuffer() memory (huge-page aligned, like the C
 // program's buffers). Runs alternate C / binding / binding for several rounds;
-// each side's figure is the median of its per-run medians. The binding's own
+// each side's figure is the median of its per-run medians, and C / binding the
+// median of the ratios within a round. The binding's own
 // cost is also measured per call (time inside MPI vs time the caller saw),
 // which the process-to-process swing of MPI's speed does not blur. Ends with
 // one JSON line. Run under `flock /tmp/polymoe-bench.lock` on a shared machine.
@@ -69,6 +70,7 @@ function mpirun<R = Run>(np: number, cmd: string[], extraEnv: Record<string, str
 const gbps = (bytes: number, s: number) => Math.round((bytes / s / 1e9) * 1000) / 1000;
 const figures: Record<string, number> = {};
 const rows: string[] = [];
+const roundLines: string[] = [];
 for (const np of [2, 4]) {
   const c: Run[] = [];
   const js: Run[] = [];
@@ -83,12 +85,15 @@ for (const np of [2, 4]) {
   for (const kind of ["allreduce", "alltoall"] as const) {
     const key = `${kind}_s` as const;
     const mpiKey = `${kind}_mpi_s` as const;
-    // Open MPI's own speed differs from process to process by up to ±25% here
-    // (the C program too), so each side's figure is the median over its runs
-    // of the per-run medians; the best run is printed beside it.
+    // Open MPI's own speed here differs from run to run by up to 2x (the C
+    // program's too: the host moves), so each side's figure is the median over
+    // its runs of the per-run medians (best run printed beside it), and the
+    // ratios are taken within a round (C and binding runs seconds apart),
+    // then their median.
     const mid = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
     const med = (runs: Run[]) => mid(runs.map((r) => r[key]));
     const best = (runs: Run[]) => Math.min(...runs.map((r) => r[key]));
+    const perRound = (runs: Run[]) => mid(runs.map((r, i) => c[i]![key] / r[key]));
     // The binding's own cost, free of that swing: inside-MPI time / caller's time, same calls.
     const eff = (runs: Run[]) => mid(runs.map((r) => r[mpiKey]! / r[key]));
     const [cMed, jsMed, hugeMed] = [med(c), med(js), med(jsHuge)];
@@ -98,13 +103,16 @@ for (const np of [2, 4]) {
     figures[`${kind}_gbps_np${np}`] = gbps(bytes, jsMed);
     figures[`${kind}_c_gbps_np${np}`] = gbps(bytes, cMed);
     figures[`${kind}_commbuf_gbps_np${np}`] = gbps(bytes, hugeMed);
-    figures[`${kind}_ratio_np${np}`] = r3(cMed / jsMed);
-    figures[`${kind}_commbuf_ratio_np${np}`] = r3(cMed / hugeMed);
+    figures[`${kind}_ratio_np${np}`] = r3(perRound(js));
+    figures[`${kind}_commbuf_ratio_np${np}`] = r3(perRound(jsHuge));
     figures[`${kind}_best_ratio_np${np}`] = r3(best(c) / best(js));
     figures[`${kind}_binding_efficiency_np${np}`] = r3(eff(js));
     figures[`${kind}_commbuf_binding_efficiency_np${np}`] = r3(eff(jsHuge));
+    roundLines.push(
+      `${kind} np=${np} per-round C / binding (commBuffer): ${c.map((r, i) => (r[key] / jsHuge[i]![key]).toFixed(2)).join(" ")}; C ms: ${c.map((r) => (r[key] * 1e3).toFixed(2)).join(" ")}`,
+    );
     rows.push(
-      `| ${kind} 16 MiB | ${np} | ${ms(jsMed)} (${ms(best(js))}) | ${ms(hugeMed)} (${ms(best(jsHuge))}) | ${ms(cMed)} (${ms(best(c))}) | **${(cMed / jsMed).toFixed(2)}** | **${(cMed / hugeMed).toFixed(2)}** | ${eff(js).toFixed(3)} | ${eff(jsHuge).toFixed(3)} |`,
+      `| ${kind} 16 MiB | ${np} | ${ms(jsMed)} (${ms(best(js))}) | ${ms(hugeMed)} (${ms(best(jsHuge))}) | ${ms(cMed)} (${ms(best(c))}) | **${perRound(js).toFixed(2)}** | **${perRound(jsHuge).toFixed(2)}** | ${eff(js).toFixed(3)} | ${eff(jsHuge).toFixed(3)} |`,
     );
   }
 }
@@ -137,8 +145,9 @@ console.log(
 );
 console.log("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
 for (const r of rows) console.log(r);
+for (const l of roundLines) console.log(l);
 console.log(
-  "(C / binding: the C program's time over the binding's; in MPI / caller's time: the binding's own cost, per call)",
+  "(C / binding: the C program's time over the binding's in the same round, median over rounds; in MPI / caller's time: the binding's own cost, per call)",
 );
 console.log();
 console.log(
