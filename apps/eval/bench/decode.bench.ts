@@ -51,6 +51,9 @@ const nB1 = Number(args["b1-sentences"]);
 const trainSteps = Number(args["train-steps"]);
 const rounds = Number(args.rounds);
 const [srcLang, tgtLang] = args.direction.split("-") as [string, string];
+// Paths are relative to where pnpm was invoked (the repository root for `pnpm bench:decode`).
+const cwd = process.env.INIT_CWD ?? process.cwd();
+const corpusPath = path.resolve(cwd, args.corpus);
 
 const backend = await useBackend("native");
 console.log(`backend: ${backend.backend} — ${backend.detail}`);
@@ -67,7 +70,7 @@ async function trainModel(kind: "tokenmoe" | "taskmoe"): Promise<string> {
   const config = resolveRunConfig(
     file.value,
     {
-      data: { corpus: args.corpus },
+      data: { corpus: corpusPath },
       model: {
         ...(args["d-model"] ? { dModel: Number(args["d-model"]) } : {}),
         ...(args["d-ff"] ? { dFF: Number(args["d-ff"]) } : {}),
@@ -84,8 +87,8 @@ async function trainModel(kind: "tokenmoe" | "taskmoe"): Promise<string> {
   return dir;
 }
 
-const tokenDir = args.tokenmoe ?? (await trainModel("tokenmoe"));
-const taskDir = args.taskmoe ?? (await trainModel("taskmoe"));
+const tokenDir = args.tokenmoe ? path.resolve(cwd, args.tokenmoe) : await trainModel("tokenmoe");
+const taskDir = args.taskmoe ? path.resolve(cwd, args.taskmoe) : await trainModel("taskmoe");
 const extractedDir = path.join(work, `extracted-${tgtLang}`);
 const extraction = await extractTask(taskDir, tgtLang, extractedDir);
 
@@ -94,7 +97,7 @@ const models: Record<string, LoadedModel> = {
   taskmoe_full: await loadModel(taskDir, { namespace: "bench.taskmoe" }),
   taskmoe_extracted: await loadModel(extractedDir, { namespace: "bench.extracted" }),
 };
-const corpusDir = args.corpus;
+const corpusDir = corpusPath;
 if (!existsSync(path.join(corpusDir, "manifest.json"))) throw new Error(`no corpus at ${corpusDir}`);
 const sets = await loadSplit(await openCorpus(corpusDir), "dev");
 const set = sets.find((s) => s.srcLang === srcLang && s.tgtLang === tgtLang);

@@ -45,7 +45,8 @@ const warmup = Number(args.warmup);
 const backend = await useBackend("native");
 console.log(`backend: ${backend.backend} — ${backend.detail}`);
 
-const corpusDir = path.resolve(args.corpus);
+// Relative to where pnpm was invoked (the repository root for `pnpm bench:train`).
+const corpusDir = path.resolve(process.env.INIT_CWD ?? process.cwd(), args.corpus);
 if (!existsSync(path.join(corpusDir, "manifest.json"))) {
   console.log(`corpus ${corpusDir} not found: preparing it (preset quick)`);
   await prepareCorpus(parsePrepareConfig(mergeConfig(PREPARE_PRESETS.quick, { out: corpusDir }), "prepare"), {
