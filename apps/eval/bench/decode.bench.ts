@@ -5,7 +5,7 @@
 //
 //   pnpm bench:decode [--tokenmoe DIR] [--taskmoe DIR] [--direction en-fr]
 //                     [--length 32] [--sentences 64] [--train-steps 30] [--corpus DIR] [--rounds 9]
-//                     [--d-model N] [--d-ff N] [--profile]
+//                     [--d-model N] [--d-ff N] [--peak-batches 32,64,128] [--profile]
 //
 // Without --tokenmoe/--taskmoe, both models are trained here for --train-steps
 // steps from the `quick` config with 32 experts in the decoder's MoE layers
@@ -16,7 +16,9 @@
 // tokens whatever their quality. --profile adds, per model, the kernels that
 // one batch-32 pass spends its time in (tf.profile). --d-model/--d-ff widen the
 // trained models (e.g. 512/2048, where the 32 experts of a layer outgrow the
-// CPU's cache, as a large model's do). Last line: one JSON object of the figures.
+// CPU's cache, as a large model's do). --peak-batches also times the models at
+// those batch sizes and reports each one's peak (the TaskMoE paper compares
+// peak decoding throughput). Last line: one JSON object of the figures.
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -43,6 +45,7 @@ const { values: args } = parseArgs({
     rounds: { type: "string", default: "9" },
     keep: { type: "boolean", default: false },
     profile: { type: "boolean", default: false },
+    "peak-batches": { type: "string" },
   },
 });
 const L = Number(args.length);
@@ -190,6 +193,24 @@ for (let round = 0; round < rounds; round++) {
     s.b1.push(pass(v, b1Sources, 1));
   }
 }
+// Peak throughput: each model at each batch size, rounds alternating like above.
+const peakBatches = (args["peak-batches"] ?? "")
+  .split(",")
+  .filter(Boolean)
+  .map((b) => {
+    const n = Number(b);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`--peak-batches: '${b}' is not a batch size`);
+    return n;
+  });
+const peakSamples = new Map<string, number[]>();
+for (let round = 0; round < (peakBatches.length ? rounds : 0); round++) {
+  for (const bs of peakBatches) {
+    for (const v of ["tokenmoe", "taskmoe_extracted"] as const) {
+      const key = `${v}@${bs}`;
+      peakSamples.set(key, [...(peakSamples.get(key) ?? []), pass(v, sources, bs)]);
+    }
+  }
+}
 const median = (xs: readonly number[]) => {
   const a = [...xs].sort((x, y) => x - y);
   const n = a.length;
@@ -238,6 +259,32 @@ console.log(
     `\nextracted: ${((100 * ext[1]) / full[1]).toFixed(1)}% of the parameters, ${((100 * ext[2]) / full[2]).toFixed(1)}% of the decoder, ` +
     `checkpoint ${(extraction.bytes / 2 ** 20).toFixed(1)} MB vs ${(extraction.sourceBytes / 2 ** 20).toFixed(1)} MB`,
 );
+if (peakBatches.length) {
+  const peakOf = (v: string) => {
+    let best = { batch: 0, tps: 0 };
+    for (const bs of peakBatches) {
+      const m = median(peakSamples.get(`${v}@${bs}`) as number[]);
+      if (m > best.tps) best = { batch: bs, tps: m };
+    }
+    return best;
+  };
+  console.log(
+    `\npeak decoding throughput over batch sizes ${peakBatches.join(", ")} (${sources.length} sentences):`,
+  );
+  for (const v of ["tokenmoe", "taskmoe_extracted"]) {
+    const cells = peakBatches.map(
+      (bs) => `b${bs} ${median(peakSamples.get(`${v}@${bs}`) as number[]).toFixed(0)}`,
+    );
+    const p = peakOf(v);
+    console.log(
+      `  ${v.padEnd(18)} ${cells.join("  ")}  -> peak ${p.tps.toFixed(0)} tok/s at batch ${p.batch}`,
+    );
+    figures[`peak_tokens_per_s_${v}`] = +p.tps.toFixed(1);
+  }
+  const ratio = peakOf("taskmoe_extracted").tps / peakOf("tokenmoe").tps;
+  figures.peak_extracted_vs_tokenmoe = +ratio.toFixed(3);
+  console.log(`  extracted vs TokenMoE, peak: ${ratio.toFixed(2)}x`);
+}
 if (args.profile) {
   for (const [name, m] of Object.entries(models)) {
     const info = await profile(() => {
@@ -291,5 +338,12 @@ console.log(
     decoder_extracted_vs_tokenmoe_b32: +median(decExtVsTok32).toFixed(3),
     tokens_per_s_tokenmoe_stock_attention_b32: +stock.b32.toFixed(1),
     cached_attention_speedup_b32: +median(ratios("tokenmoe", "tokenmoe_stock", "b32")).toFixed(3),
+    ...(peakBatches.length
+      ? {
+          peak_tokens_per_s_tokenmoe: figures.peak_tokens_per_s_tokenmoe,
+          peak_tokens_per_s_taskmoe_extracted: figures.peak_tokens_per_s_taskmoe_extracted,
+          peak_extracted_vs_tokenmoe: figures.peak_extracted_vs_tokenmoe,
+        }
+      : {}),
   }),
 );
