@@ -54,8 +54,10 @@ const nB1 = Number(args["b1-sentences"]);
 const trainSteps = Number(args["train-steps"]);
 const rounds = Number(args.rounds);
 const [srcLang, tgtLang] = args.direction.split("-") as [string, string];
-// Paths are relative to where pnpm was invoked (the repository root for `pnpm bench:decode`).
+// Paths are relative to where pnpm was invoked (the repository root for
+// `pnpm bench:decode`), including those inside checkpoints (their corpus).
 const cwd = process.env.INIT_CWD ?? process.cwd();
+process.chdir(cwd);
 const corpusPath = path.resolve(cwd, args.corpus);
 
 const backend = await useBackend("native");
