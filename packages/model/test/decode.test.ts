@@ -167,6 +167,54 @@ describe.each(env.backends)("decoding on %s", (backend) => {
       model.dispose();
     }));
 
+  it("a prefix on some sentences: forced tokens first, then the argmax of teacher-forced logits; log-probs match", () =>
+    run(() => {
+      const model = new Transformer(cfg, { seed: 9, namespace: uniq("mixedprefix") });
+      const src = sources(
+        [
+          [3, 4, 5],
+          [6, 3, 4],
+        ],
+        [0, 1],
+      );
+      const prefixes = [Int32Array.from([6, 6]), new Int32Array(0)];
+      const out = assertNoLeak(() =>
+        decode(model, src, { bos: BOS, eos: EOS, prefix: prefixes, maxLenRatio: 0, maxLenOffset: 4 }),
+      );
+      for (let b = 0; b < 2; b++) {
+        const pre = Array.from(prefixes[b]!);
+        // Reference: after the prefix, extend by the argmax of a full forward pass.
+        const seq = [...pre];
+        let ended = false;
+        while (seq.length < pre.length + 4) {
+          const S = src.srcLen;
+          const batch: ModelBatch = {
+            batch: 1,
+            srcLen: S,
+            src: src.src.slice(b * S, (b + 1) * S),
+            srcMask: src.srcMask.slice(b * S, (b + 1) * S),
+            taskIds: { "target-language": src.taskIds["target-language"].slice(b, b + 1) },
+            tgtLen: seq.length + 1,
+            tgtIn: Int32Array.from([BOS, ...seq]),
+            tgtMask: new Uint8Array(seq.length + 1).fill(1),
+          };
+          const next = tf.tidy(() => {
+            const l = model.forward(batch, { training: false, rng: new Rng(1) }).logits.dataSync();
+            const row = l.subarray(seq.length * V, (seq.length + 1) * V);
+            return row.indexOf(Math.max(...row));
+          });
+          if (next === EOS) {
+            ended = true;
+            break;
+          }
+          seq.push(next);
+        }
+        expect(Array.from(out[b]!.tokens)).toEqual(seq.slice(pre.length));
+        expect(out[b]!.logProb).toBeCloseTo(sequenceLogProb(model, src, b, seq, ended), 4);
+      }
+      model.dispose();
+    }));
+
   it("forces a prefix and strips it from the output", () =>
     run(() => {
       const model = new Transformer(cfg, { seed: 7, namespace: uniq("prefix") });
