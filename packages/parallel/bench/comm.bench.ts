@@ -18,8 +18,8 @@ import { mpiAvailability, planLaunch } from "../src/index.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const BYTES = 16 * 2 ** 20;
-const ITERS = Number(process.env.BENCH_ITERS ?? 10);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7);
+const ITERS = Number(process.env.BENCH_ITERS ?? 30);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 15);
 
 const avail = mpiAvailability();
 if (!avail.available) {
