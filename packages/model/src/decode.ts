@@ -102,8 +102,6 @@ export function decode(model: Transformer, src: SourceBatch, opts: DecodeOptions
   const done = new Uint8Array(B);
   let input = new Int32Array(R).fill(opts.bos);
   const kk = Math.min(2 * K, V);
-  const topV = new Int32Array(kk);
-  const topS = new Float64Array(kk);
 
   for (let t = 0; t <= longest && !done.every(Boolean); t++) {
     const step = model.decodeStep(mem, state, input, rng);
@@ -111,23 +109,20 @@ export function decode(model: Transformer, src: SourceBatch, opts: DecodeOptions
     state = step.state;
     // Each row's 2K best tokens (2K so that K survive eos) and their
     // log-probabilities, in one pass over [R, V] on the native backend. A step
-    // where some sentence is forced (its prefix) reads every log-probability.
+    // where some sentence is forced (its prefix) also reads every
+    // log-probability, to score the forced tokens.
     const eosBarred = t < minLength; // t tokens generated so far
-    const anyForced = prefix.some((p, b) => !done[b] && p !== undefined && t < p.length);
+    const top = logSoftmaxTopK(step.logits, kk, eosBarred ? { exclude: opts.eos } : {});
+    const topVals = top.values.dataSync() as Float32Array;
+    const topIds = top.indices.dataSync() as Int32Array;
+    dispose([top.values, top.indices]);
     let lp: Float32Array | null = null;
-    let topVals: Float32Array | null = null;
-    let topIds: Int32Array | null = null;
-    if (anyForced) {
+    if (prefix.some((p, b) => !done[b] && p !== undefined && t < p.length)) {
       // Not tidy(() => ....dataSync()): tidy walks whatever its function returns,
       // element by element for a typed array ([rows, vocab] here).
       const lpT = logSoftmax(step.logits);
       lp = lpT.dataSync() as Float32Array;
       lpT.dispose();
-    } else {
-      const top = logSoftmaxTopK(step.logits, kk, eosBarred ? { exclude: opts.eos } : {});
-      topVals = top.values.dataSync() as Float32Array;
-      topIds = top.indices.dataSync() as Int32Array;
-      dispose([top.values, top.indices]);
     }
     step.logits.dispose();
     const nextInput = new Int32Array(R).fill(opts.eos);
@@ -149,30 +144,10 @@ export function decode(model: Transformer, src: SourceBatch, opts: DecodeOptions
           cand.push([r, forced, base + ((lp as Float32Array)[r * V + forced] as number)]);
           continue;
         }
-        if (topIds && topVals) {
-          for (let i = 0; i < kk; i++) {
-            const v = topIds[r * kk + i] as number;
-            if (v >= 0) cand.push([r, v, base + (topVals[r * kk + i] as number)]);
-          }
-          continue;
+        for (let i = 0; i < kk; i++) {
+          const v = topIds[r * kk + i] as number;
+          if (v >= 0) cand.push([r, v, base + (topVals[r * kk + i] as number)]);
         }
-        // A step with forced rows: this row's 2K best from the full log-probabilities.
-        const row = r * V;
-        let n = 0;
-        for (let v = 0; v < V; v++) {
-          const s = (lp as Float32Array)[row + v] as number;
-          if (n === kk && !(s > (topS[kk - 1] as number))) continue;
-          if (eosBarred && v === opts.eos) continue;
-          let i = n < kk ? n++ : kk - 1;
-          while (i > 0 && s > (topS[i - 1] as number)) {
-            topS[i] = topS[i - 1] as number;
-            topV[i] = topV[i - 1] as number;
-            i--;
-          }
-          topS[i] = s;
-          topV[i] = v;
-        }
-        for (let i = 0; i < n; i++) cand.push([r, topV[i] as number, base + (topS[i] as number)]);
       }
       cand.sort((x, y) => y[2] - x[2]);
       // The token chosen now is output token t + 1: the last one allowed at maxLen.

@@ -64,6 +64,42 @@ function sequenceLogProb(
   });
 }
 
+/**
+ * Greedy reference for sentence b by full forward passes: starting from
+ * `prefix`, append the argmax of the next-token logits until eos or `maxTokens`
+ * tokens (prefix included). Returns the tokens and whether eos ended them.
+ */
+function argmaxContinuation(
+  model: Transformer,
+  src: ReturnType<typeof sources>,
+  b: number,
+  prefix: number[],
+  maxTokens: number,
+): { seq: number[]; ended: boolean } {
+  const S = src.srcLen;
+  const seq = [...prefix];
+  while (seq.length < maxTokens) {
+    const batch: ModelBatch = {
+      batch: 1,
+      srcLen: S,
+      src: src.src.slice(b * S, (b + 1) * S),
+      srcMask: src.srcMask.slice(b * S, (b + 1) * S),
+      taskIds: { "target-language": src.taskIds["target-language"].slice(b, b + 1) },
+      tgtLen: seq.length + 1,
+      tgtIn: Int32Array.from([BOS, ...seq]),
+      tgtMask: new Uint8Array(seq.length + 1).fill(1),
+    };
+    const next = tf.tidy(() => {
+      const l = model.forward(batch, { training: false, rng: new Rng(1) }).logits.dataSync();
+      const row = l.subarray(seq.length * V, (seq.length + 1) * V);
+      return row.indexOf(Math.max(...row));
+    });
+    if (next === EOS) return { seq, ended: true };
+    seq.push(next);
+  }
+  return { seq, ended: false };
+}
+
 describe.each(env.backends)("decoding on %s", (backend) => {
   const run = <T>(f: () => T) => onBackend(backend, f);
 
@@ -81,28 +117,7 @@ describe.each(env.backends)("decoding on %s", (backend) => {
         greedyDecode(model, src, { bos: BOS, eos: EOS, maxLenRatio: 1, maxLenOffset: 3 }),
       );
       for (let b = 0; b < 2; b++) {
-        // reference: extend the prefix by the argmax of a full forward pass
-        const seq: number[] = [];
-        for (let t = 0; t < 6; t++) {
-          const S = src.srcLen;
-          const batch: ModelBatch = {
-            batch: 1,
-            srcLen: S,
-            src: src.src.slice(b * S, (b + 1) * S),
-            srcMask: src.srcMask.slice(b * S, (b + 1) * S),
-            taskIds: { "target-language": src.taskIds["target-language"].slice(b, b + 1) },
-            tgtLen: seq.length + 1,
-            tgtIn: Int32Array.from([BOS, ...seq]),
-            tgtMask: new Uint8Array(seq.length + 1).fill(1),
-          };
-          const next = tf.tidy(() => {
-            const l = model.forward(batch, { training: false, rng: new Rng(1) }).logits.dataSync();
-            const row = l.subarray(seq.length * V, (seq.length + 1) * V);
-            return row.indexOf(Math.max(...row));
-          });
-          if (next === EOS) break;
-          seq.push(next);
-        }
+        const { seq } = argmaxContinuation(model, src, b, [], 6);
         const maxOut = src.srcMask.slice(b * src.srcLen, (b + 1) * src.srcLen).reduce((a, m) => a + m, 0) + 3;
         expect(Array.from(out[b]!.tokens)).toEqual(seq.slice(0, maxOut));
       }
@@ -183,32 +198,7 @@ describe.each(env.backends)("decoding on %s", (backend) => {
       );
       for (let b = 0; b < 2; b++) {
         const pre = Array.from(prefixes[b]!);
-        // Reference: after the prefix, extend by the argmax of a full forward pass.
-        const seq = [...pre];
-        let ended = false;
-        while (seq.length < pre.length + 4) {
-          const S = src.srcLen;
-          const batch: ModelBatch = {
-            batch: 1,
-            srcLen: S,
-            src: src.src.slice(b * S, (b + 1) * S),
-            srcMask: src.srcMask.slice(b * S, (b + 1) * S),
-            taskIds: { "target-language": src.taskIds["target-language"].slice(b, b + 1) },
-            tgtLen: seq.length + 1,
-            tgtIn: Int32Array.from([BOS, ...seq]),
-            tgtMask: new Uint8Array(seq.length + 1).fill(1),
-          };
-          const next = tf.tidy(() => {
-            const l = model.forward(batch, { training: false, rng: new Rng(1) }).logits.dataSync();
-            const row = l.subarray(seq.length * V, (seq.length + 1) * V);
-            return row.indexOf(Math.max(...row));
-          });
-          if (next === EOS) {
-            ended = true;
-            break;
-          }
-          seq.push(next);
-        }
+        const { seq, ended } = argmaxContinuation(model, src, b, pre, pre.length + 4);
         expect(Array.from(out[b]!.tokens)).toEqual(seq.slice(pre.length));
         expect(out[b]!.logProb).toBeCloseTo(sequenceLogProb(model, src, b, seq, ended), 4);
       }

@@ -3,13 +3,14 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 
 import { setupTestBackends } from "@polymoe/kernels/testing";
-import type { ModelConfigInput } from "@polymoe/model";
+import type { ModelConfigInput, Transformer } from "@polymoe/model";
 
 export const env = setupTestBackends();
 export { assertClose, assertNoLeak, onBackend, rand, take } from "@polymoe/kernels/testing";
 
+import { TrainConfig, type TrainConfigInput, Trainer, type TrainerOptions } from "../src/index.js";
 import { Progress } from "../src/progress.js";
-import { VOCAB } from "../src/testing.js";
+import { SyntheticSource, VOCAB } from "../src/testing.js";
 
 export { BOS, EOS, PAD, SyntheticSource, VOCAB } from "../src/testing.js";
 
@@ -17,6 +18,29 @@ export { BOS, EOS, PAD, SyntheticSource, VOCAB } from "../src/testing.js";
 export const quiet = new Progress({ write: () => true } as unknown as NodeJS.WriteStream, false);
 /** A fresh temporary directory named with `prefix`. */
 export const tmp = (prefix: string) => mkdtempSync(path.join(tmpdir(), prefix));
+
+/**
+ * A quiet Trainer of `model` with config `cfg` on synthetic data in `runDir`,
+ * leaving the process's signal handlers alone; `extra` overrides any option.
+ */
+export function testTrainer(
+  model: Transformer,
+  cfg: TrainConfigInput,
+  runDir: string,
+  extra: Partial<TrainerOptions> = {},
+): Trainer {
+  const config = TrainConfig.parse(cfg);
+  return new Trainer({
+    model,
+    config,
+    data: new SyntheticSource(),
+    runDir,
+    runConfig: { model: model.config, train: config },
+    progress: quiet,
+    handleSignals: false,
+    ...extra,
+  });
+}
 
 /** The 10-step AdamW run the offload equivalence tests compare with and without offload. */
 export const tenSteps = {

@@ -5,22 +5,22 @@ import { OffloadedAdamW } from "@polymoe/offload";
 import { describe, expect, it } from "vitest";
 
 import { TrainConfig, type TrainConfigInput, Trainer } from "../src/index.js";
-import { env, onBackend, quiet, SyntheticSource, tenSteps, tinyTaskMoe, tmp, uniq } from "./helpers.js";
+import {
+  env,
+  onBackend,
+  quiet,
+  SyntheticSource,
+  tenSteps,
+  testTrainer,
+  tinyTaskMoe,
+  tmp,
+  uniq,
+} from "./helpers.js";
 
 function run(cfg: TrainConfigInput, tag: string) {
   const model = new Transformer(tinyTaskMoe, { seed: 3, namespace: uniq(tag) });
-  const config = TrainConfig.parse(cfg);
   const runDir = tmp("polymoe-offload-run-");
-  const trainer = new Trainer({
-    model,
-    config,
-    data: new SyntheticSource(),
-    runDir,
-    runConfig: { model: model.config, train: config },
-    progress: quiet,
-    handleSignals: false,
-  });
-  return { model, trainer, runDir };
+  return { model, trainer: testTrainer(model, cfg, runDir), runDir };
 }
 
 describe.each(env.backends)("training with offloaded optimizer state on %s", (backend) => {

@@ -4,8 +4,8 @@ import { OffloadError, PagedExperts } from "@polymoe/offload";
 import { memory } from "@tensorflow/tfjs-core";
 import { describe, expect, it } from "vitest";
 
-import { TrainConfig, type TrainConfigInput, Trainer } from "../src/index.js";
-import { env, onBackend, quiet, SyntheticSource, tenSteps, tinyTaskMoe, tmp, uniq } from "./helpers.js";
+import type { TrainConfigInput } from "../src/index.js";
+import { env, onBackend, tenSteps, testTrainer, tinyTaskMoe, tmp, uniq } from "./helpers.js";
 
 function trainer(
   model: Transformer,
@@ -13,17 +13,7 @@ function trainer(
   runDir = tmp("polymoe-paged-run-"),
   fresh = true,
 ) {
-  const config = TrainConfig.parse(cfg);
-  return new Trainer({
-    model,
-    config,
-    data: new SyntheticSource(),
-    runDir,
-    runConfig: { model: model.config, train: config },
-    progress: quiet,
-    handleSignals: false,
-    fresh,
-  });
+  return testTrainer(model, cfg, runDir, { fresh });
 }
 
 /** A model whose experts live in a pager caching `cacheBytes` of parameters and moments. */

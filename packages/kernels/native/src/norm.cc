@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <vector>
 
 #include "shape_ops.h"
 
@@ -65,19 +66,28 @@ void log_softmax_topk(const float* x, i64 rows, i64 cols, i64 k, i64 exclude, fl
       vr[j] = ninf;
       ir[j] = -1;
     }
-    const float m = row_max(xr, cols);
+    // The maximum of every block of 16 columns, and from them the row's: the
+    // selection below skips whole blocks on them.
+    constexpr i64 kBlock = 16;
+    thread_local std::vector<float> block_max;
+    block_max.resize(static_cast<size_t>((cols + kBlock - 1) / kBlock));
+    float m = ninf;
+    for (i64 c0 = 0, b = 0; c0 < cols; c0 += kBlock, ++b) {
+      const float bm = row_max(xr + c0, std::min(cols, c0 + kBlock) - c0);
+      block_max[static_cast<size_t>(b)] = bm;
+      m = std::max(m, bm);
+    }
     double s = 0.0;
 #pragma omp simd reduction(+ : s)
     for (i64 c = 0; c < cols; ++c) s += vexp(xr[c] - m);
     const float lse = static_cast<float>(std::log(s));
-    // Insertion into the sorted list, a block of 16 columns at a time: once
-    // the list is full, a block whose (vectorised) maximum does not beat its
-    // last entry is skipped whole, which is almost every block.
-    constexpr i64 kBlock = 16;
+    // Insertion into the sorted list, a block at a time: once the list is
+    // full, a block whose maximum does not beat its last entry is skipped
+    // whole, which is almost every block.
     i64 n = 0;
-    for (i64 c0 = 0; c0 < cols; c0 += kBlock) {
+    for (i64 c0 = 0, b = 0; c0 < cols; c0 += kBlock, ++b) {
       const i64 c1 = std::min(cols, c0 + kBlock);
-      if (n == k && !(row_max(xr + c0, c1 - c0) > vr[k - 1])) continue;
+      if (n == k && !(block_max[static_cast<size_t>(b)] > vr[k - 1])) continue;
       for (i64 c = c0; c < c1; ++c) {
         const float v = xr[c];
         if (n == k && !(v > vr[k - 1])) continue;
