@@ -2,12 +2,15 @@
 // through our binding vs the same collectives from a small C program over the
 // same MPI (built here with mpicc into a temp dir). The binding runs twice: on
 // plain Float32Arrays and on commBuffer() memory (huge-page aligned, like the C
-// program's buffers). Runs alternate C / binding / binding for several rounds;
-// each side's figure is the median of its per-run medians, and C / binding the
-// median of the ratios within a round. The binding's own
-// cost is also measured per call (time inside MPI vs time the caller saw),
-// which the process-to-process swing of MPI's speed does not blur. Ends with
-// one JSON line. Run under `flock /tmp/polymoe-bench.lock` on a shared machine.
+// program's buffers); each run times both of its APIs, the Promise one (MPI
+// called on a libuv pool thread) and the blocking one (on the JS thread, as C).
+// Runs alternate C / binding / binding for several rounds (C first in even
+// rounds, last in odd ones); each side's figure is the median of its per-run
+// medians, and C / binding the median of the ratios within a round. The
+// binding's own cost is also measured per call (time inside MPI vs time the
+// caller saw), which the process-to-process swing of MPI's speed does not
+// blur. Ends with one JSON line. Run under `flock /tmp/polymoe-bench.lock` on a
+// shared machine.
 import { execFileSync, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -40,6 +43,9 @@ interface Run {
   /** Binding runs only: the same calls' time inside MPI (mpiLastCollectiveSeconds). */
   allreduce_mpi_s?: number;
   alltoall_mpi_s?: number;
+  /** Binding runs only: the blocking API (allReduceSync, allToAllSync). */
+  allreduce_sync_s?: number;
+  alltoall_sync_s?: number;
 }
 
 /** Both sides start exactly as `polymoe launch` would start them (same mpirun flags and binding). */
@@ -70,6 +76,7 @@ function mpirun<R = Run>(np: number, cmd: string[], extraEnv: Record<string, str
 const gbps = (bytes: number, s: number) => Math.round((bytes / s / 1e9) * 1000) / 1000;
 const figures: Record<string, number> = {};
 const rows: string[] = [];
+const syncRows: string[] = [];
 const roundLines: string[] = [];
 for (const np of [2, 4]) {
   const c: Run[] = [];
@@ -77,23 +84,29 @@ for (const np of [2, 4]) {
   const jsHuge: Run[] = [];
   const node = [process.execPath, ...tsx, path.join(here, "comm_rank.ts"), String(BYTES), String(ITERS)];
   for (let round = 0; round < ROUNDS; round++) {
-    c.push(mpirun(np, [cBin, String(BYTES), String(ITERS)]));
-    js.push(mpirun(np, node));
-    jsHuge.push(mpirun(np, node, { POLYMOE_BENCH_HUGE: "1" }));
+    // C first in even rounds, last in odd ones: a drift of the host's speed within a round favours neither side.
+    const runs = [
+      () => c.push(mpirun(np, [cBin, String(BYTES), String(ITERS)])),
+      () => js.push(mpirun(np, node)),
+      () => jsHuge.push(mpirun(np, node, { POLYMOE_BENCH_HUGE: "1" })),
+    ];
+    for (const run of round % 2 === 0 ? runs : runs.reverse()) run();
     process.stderr.write(`np=${np} round ${round + 1}/${ROUNDS} done\n`);
   }
   for (const kind of ["allreduce", "alltoall"] as const) {
     const key = `${kind}_s` as const;
     const mpiKey = `${kind}_mpi_s` as const;
+    const syncKey = `${kind}_sync_s` as const;
     // Open MPI's own speed here differs from run to run by up to 2x (the C
     // program's too: the host moves), so each side's figure is the median over
     // its runs of the per-run medians (best run printed beside it), and the
     // ratios are taken within a round (C and binding runs seconds apart),
     // then their median.
     const mid = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-    const med = (runs: Run[]) => mid(runs.map((r) => r[key]));
-    const best = (runs: Run[]) => Math.min(...runs.map((r) => r[key]));
-    const perRound = (runs: Run[]) => mid(runs.map((r, i) => c[i]![key] / r[key]));
+    const at = (r: Run, k: "s" | "sync") => (k === "s" ? r[key] : r[syncKey]!);
+    const med = (runs: Run[], k: "s" | "sync" = "s") => mid(runs.map((r) => at(r, k)));
+    const best = (runs: Run[], k: "s" | "sync" = "s") => Math.min(...runs.map((r) => at(r, k)));
+    const perRound = (runs: Run[], k: "s" | "sync" = "s") => mid(runs.map((r, i) => c[i]![key] / at(r, k)));
     // The binding's own cost, free of that swing: inside-MPI time / caller's time, same calls.
     const eff = (runs: Run[]) => mid(runs.map((r) => r[mpiKey]! / r[key]));
     const [cMed, jsMed, hugeMed] = [med(c), med(js), med(jsHuge)];
@@ -108,11 +121,20 @@ for (const np of [2, 4]) {
     figures[`${kind}_best_ratio_np${np}`] = r3(best(c) / best(js));
     figures[`${kind}_binding_efficiency_np${np}`] = r3(eff(js));
     figures[`${kind}_commbuf_binding_efficiency_np${np}`] = r3(eff(jsHuge));
+    figures[`${kind}_sync_gbps_np${np}`] = gbps(bytes, med(js, "sync"));
+    figures[`${kind}_sync_commbuf_gbps_np${np}`] = gbps(bytes, med(jsHuge, "sync"));
+    figures[`${kind}_sync_ratio_np${np}`] = r3(perRound(js, "sync"));
+    figures[`${kind}_sync_commbuf_ratio_np${np}`] = r3(perRound(jsHuge, "sync"));
+    const perRoundLine = (runs: Run[], k: "s" | "sync") =>
+      c.map((r, i) => (r[key] / at(runs[i]!, k)).toFixed(2)).join(" ");
     roundLines.push(
-      `${kind} np=${np} per-round C / binding (commBuffer): ${c.map((r, i) => (r[key] / jsHuge[i]![key]).toFixed(2)).join(" ")}; C ms: ${c.map((r) => (r[key] * 1e3).toFixed(2)).join(" ")}`,
+      `${kind} np=${np} per-round C / binding (commBuffer): Promise ${perRoundLine(jsHuge, "s")}; blocking ${perRoundLine(jsHuge, "sync")}; C ms: ${c.map((r) => (r[key] * 1e3).toFixed(2)).join(" ")}`,
     );
     rows.push(
       `| ${kind} 16 MiB | ${np} | ${ms(jsMed)} (${ms(best(js))}) | ${ms(hugeMed)} (${ms(best(jsHuge))}) | ${ms(cMed)} (${ms(best(c))}) | **${perRound(js).toFixed(2)}** | **${perRound(jsHuge).toFixed(2)}** | ${eff(js).toFixed(3)} | ${eff(jsHuge).toFixed(3)} |`,
+    );
+    syncRows.push(
+      `| ${kind} 16 MiB | ${np} | ${ms(med(js, "sync"))} (${ms(best(js, "sync"))}) | ${ms(med(jsHuge, "sync"))} (${ms(best(jsHuge, "sync"))}) | ${ms(cMed)} (${ms(best(c))}) | **${perRound(js, "sync").toFixed(2)}** | **${perRound(jsHuge, "sync").toFixed(2)}** |`,
     );
   }
 }
@@ -140,11 +162,22 @@ figures.moe_ep2_comm_share = Math.round((moe2.comm_s / moe2.step_s) * 1000) / 10
 console.log(
   `bench:comm — median of ${ITERS} iterations per run; median (best) of ${ROUNDS} alternating runs per side`,
 );
+console.log("Promise API (allReduce / allToAll: MPI called on a libuv pool thread, the event loop free):");
 console.log(
   "| collective | ranks | binding (Float32Array) | binding (commBuffer) | C | C / binding | C / binding (commBuffer) | in MPI / caller's time | same, commBuffer |",
 );
 console.log("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
 for (const r of rows) console.log(r);
+console.log();
+console.log(
+  "Blocking API (allReduceSync / allToAllSync: MPI called on the JS thread, as the C program calls it), same runs:",
+);
+console.log(
+  "| collective | ranks | binding (Float32Array) | binding (commBuffer) | C | C / binding | C / binding (commBuffer) |",
+);
+console.log("| --- | --- | --- | --- | --- | --- | --- |");
+for (const r of syncRows) console.log(r);
+console.log();
 for (const l of roundLines) console.log(l);
 console.log(
   "(C / binding: the C program's time over the binding's in the same round, median over rounds; in MPI / caller's time: the binding's own cost, per call)",

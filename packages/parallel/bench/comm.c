@@ -26,9 +26,9 @@ static double timed(int kind, float* send, float* recv, int n, int p, int iters,
   return all[iters / 2];
 }
 
-/* Buffers like Node's large ArrayBuffers: 2 MiB-aligned and eligible for
- * transparent huge pages (V8 backs big ArrayBuffers with THP where the kernel
- * allows it; with 4 KiB pages the kernel's single-copy path between ranks is
+/* Buffers as a performance-minded C program allocates them, and as the
+ * binding's commBuffer() does: 2 MiB-aligned and advised for transparent huge
+ * pages (on 4 KiB pages the kernel's single-copy path between ranks is
  * several times slower, which would flatter the binding). */
 static float* buffer(int n) {
   void* p = NULL;

@@ -1,8 +1,13 @@
 // The binding side of `pnpm bench:comm` (one rank, under mpirun): the same
 // collectives, sizes and timing rule as bench/comm.c, through @polymoe/parallel
-// as a user calls it (Promise API, argument checks on).
-// usage: comm_rank.ts BYTES ITERS; rank 0 prints one JSON line of median seconds,
-// as the caller sees them (allreduce_s, alltoall_s) and inside MPI (…_mpi_s).
+// as a user calls it (argument checks on), by both of its APIs: the Promise API
+// (the MPI call runs on a libuv pool thread; what gradient reduction uses) and
+// the blocking one (on the JS thread, as the C program calls MPI; what the MoE
+// exchange and tensor-parallel reductions use).
+// usage: comm_rank.ts BYTES ITERS; rank 0 prints one JSON line of median
+// seconds, as the caller sees them (allreduce_s, alltoall_s; blocking:
+// allreduce_sync_s, alltoall_sync_s) and, for the Promise API, inside MPI
+// (…_mpi_s).
 import { commBuffer, mpiLastCollectiveSeconds, mpiWorld, mpiWtime } from "../src/index.js";
 
 // POLYMOE_BENCH_CHECKS=0 measures without the cross-rank argument checks.
@@ -17,36 +22,47 @@ const send = huge ? commBuffer(n) : new Float32Array(n);
 const recv = huge ? commBuffer(n) : new Float32Array(n);
 for (let i = 0; i < n; i++) send[i] = world.rank + (i % 7);
 
+type Kind = "allreduce" | "alltoall";
 const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const token = new Float64Array(1);
 
-/** Median over iterations of the slowest rank's time: as the caller sees it, and inside MPI. */
-async function timed(kind: "allreduce" | "alltoall"): Promise<{ outer: number; inner: number }> {
-  const outer: number[] = [];
-  const inner: number[] = [];
-  for (let it = -2; it < iters; it++) {
+/** One timed call: the slowest rank's time as the caller saw it, and inside MPI. */
+async function once(kind: Kind, sync: boolean): Promise<[number, number]> {
+  let dt: number;
+  if (sync) {
+    world.allReduceSync(token, { out: token }); // a blocking barrier: ranks leave it together
+    const t0 = mpiWtime();
+    if (kind === "allreduce") world.allReduceSync(send, { out: recv });
+    else world.allToAllSync(send, { out: recv });
+    dt = mpiWtime() - t0;
+  } else {
     await world.barrier();
     const t0 = mpiWtime();
     if (kind === "allreduce") await world.allReduce(send, { out: recv });
     else await world.allToAll(send, { out: recv });
-    const dt = mpiWtime() - t0;
-    const worst = await world.allReduce(Float64Array.of(dt, mpiLastCollectiveSeconds()), { op: "max" });
-    if (it >= 0) {
-      outer.push(worst[0]!);
-      inner.push(worst[1]!);
-    }
+    dt = mpiWtime() - t0;
   }
-  return { outer: median(outer), inner: median(inner) };
+  const worst = await world.allReduce(Float64Array.of(dt, mpiLastCollectiveSeconds()), { op: "max" });
+  return [worst[0]!, worst[1]!];
 }
 
-const allreduce = await timed("allreduce");
-const alltoall = await timed("alltoall");
-if (world.rank === 0)
-  console.log(
-    JSON.stringify({
-      bytes: n * 4,
-      allreduce_s: allreduce.outer,
-      alltoall_s: alltoall.outer,
-      allreduce_mpi_s: allreduce.inner,
-      alltoall_mpi_s: alltoall.inner,
-    }),
-  );
+// Series in the C program's order (allReduce, then allToAll), each API's after
+// the other's, each with two warm-up calls: the same access pattern as C's.
+const out: Record<string, number> = { bytes: n * 4 };
+for (const kind of ["allreduce", "alltoall"] as const) {
+  for (const sync of [false, true]) {
+    const outer: number[] = [];
+    const inner: number[] = [];
+    for (let it = -2; it < iters; it++) {
+      const [o, i] = await once(kind, sync);
+      if (it >= 0) {
+        outer.push(o);
+        inner.push(i);
+      }
+    }
+    const key = sync ? `${kind}_sync` : kind;
+    out[`${key}_s`] = median(outer);
+    out[`${key}_mpi_s`] = median(inner);
+  }
+}
+if (world.rank === 0) console.log(JSON.stringify(out));

@@ -36,9 +36,10 @@ export async function throwOnRank1(world: Communicator) {
 /**
  * allReduce over commBuffer() memory (huge-page aligned, owned by the binding),
  * then over a large plain array at an unaligned offset (≥ 4 MiB: the binding
- * collapses its aligned interior into huge pages first), asynchronously and
- * blocking. Returns [first, last] of the commBuffer sum, the number of wrong
- * elements of the plain sums (inside the view and around it), and whether
+ * advises, then collapses, the 2 MiB pages it spans — ends included, which hold
+ * other arrays' memory too), asynchronously and blocking. Returns [first, last]
+ * of the commBuffer sum, the number of wrong elements of the plain sums (inside
+ * the view, around it, and in the arrays allocated just before and after), and whether
  * mpiLastCollectiveSeconds() reported a time (a world of one copies without
  * calling MPI, so there it stays 0).
  */
@@ -47,7 +48,9 @@ async function hugeBufferSum(world: Communicator): Promise<number[]> {
   buf.fill(world.rank + 1);
   await world.allReduce(buf);
   const r = [buf[0]!, buf[buf.length - 1]!];
+  const before = new Float32Array(1 << 19).fill(2.5);
   const whole = new Float32Array((3 << 20) + 11);
+  const after = new Float32Array(1 << 19).fill(-1.5);
   whole.fill(-7);
   const view = whole.subarray(3, whole.length - 5);
   for (let i = 0; i < view.length; i++) view[i] = (i % 13) + world.rank;
@@ -60,6 +63,8 @@ async function hugeBufferSum(world: Communicator): Promise<number[]> {
   world.allReduceSync(view);
   for (let i = 0; i < view.length; i++) if (view[i] !== (i % 5) * p) wrong++;
   for (const i of [0, 1, 2, whole.length - 5, whole.length - 1]) if (whole[i] !== -7) wrong++;
+  for (const x of before) if (x !== 2.5) wrong++;
+  for (const x of after) if (x !== -1.5) wrong++;
   const timed = mpiLastCollectiveSeconds() > 0 ? 1 : 0;
   world.resetStats();
   return [...r, wrong, timed];

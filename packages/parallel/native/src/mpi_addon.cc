@@ -25,12 +25,13 @@
 // Memory: Open MPI moves large messages between ranks of one host with one
 // kernel copy (CMA), which walks the pages of both processes; on 4 KiB pages
 // that walk costs more than the copy (docs/benchmarks.md, bench:comm). Before a
-// collective touches a buffer of at least 4 MiB, the binding advises its
-// 2 MiB-aligned interior for transparent huge pages and, when the same range
-// comes back (a reused buffer), asks the kernel to collapse it now
-// (MADV_COLLAPSE, Linux 6.1+; once, before the collective). Contents and
-// addresses do not change; where the kernel refuses, nothing happens and the
-// collective runs on the pages it had.
+// collective touches a buffer of at least 4 MiB, the binding advises the 2 MiB
+// pages it spans for transparent huge pages (its aligned interior, and the
+// partial pages at its ends where the rest of them is this process's anonymous
+// memory too) and, when the same buffer comes back (reused), asks the kernel to
+// collapse them now (MADV_COLLAPSE, Linux 6.1+; once, before the collective).
+// Contents and addresses do not change; where the kernel refuses, nothing
+// happens and the collective runs on the pages it had.
 //
 // Timing: every collective records the seconds spent inside MPI (check and
 // collective, measured around the MPI calls), read by lastSeconds(); with the
@@ -49,6 +50,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <cstdint>
+#include <cstdio>
 #include <functional>
 #include <mutex>
 #include <string>
@@ -69,48 +71,85 @@ constexpr size_t kHuge = size_t{2} << 20;
 constexpr size_t kCollapseMin = size_t{4} << 20;
 std::mutex g_hugeMu;
 using Range = std::pair<std::uintptr_t, std::uintptr_t>;
-std::vector<Range> g_hugeSeen;  // aligned ranges met once (advised for huge pages)
-std::vector<Range> g_hugeDone;  // aligned ranges met again and collapsed
+using Seen = std::pair<Range, Range>;  // buffer [data, data+bytes) -> range advised
+std::vector<Seen> g_hugeSeen;  // buffers met once (advised for huge pages)
+std::vector<Seen> g_hugeDone;  // buffers met again and collapsed
 
-bool TakeRange(std::vector<Range>& list, const Range& r) {
-  for (auto it = list.begin(); it != list.end(); ++it) {
-    if (*it == r) {
-      list.erase(it);
-      return true;
-    }
-  }
-  return false;
-}
-
-void Remember(std::vector<Range>& list, const Range& r) {
+void Remember(std::vector<Seen>& list, const Seen& r) {
   // The lists only save system calls, so they stay short (oldest out first).
   if (list.size() >= 64) list.erase(list.begin());
   list.push_back(r);
 }
 
 /**
- * Backs the 2 MiB-aligned interior of [data, data+bytes) with huge pages (see
- * the header). The first time a range is met it is only advised
- * (MADV_HUGEPAGE: pages not yet touched, e.g. a fresh receive buffer, then
- * fault in huge); the second time — a buffer reused, which is when a copy pays
- * off — it is collapsed (MADV_COLLAPSE copies its 4 KiB pages into huge ones,
- * ~6-12 ms for 16 MiB, ~10 us when already huge) and not touched again. A
- * buffer used once is never copied. Best effort: errors (no THP, no memory to
- * compact) leave the pages as they were.
+ * Whether [lo, hi) is private anonymous read-write memory of this process
+ * (one or more adjacent such mappings in /proc/self/maps: malloc's heap and
+ * mmap chunks, where V8 puts large ArrayBuffers) — the memory a huge page may
+ * back without changing anything but the page size. Read once per buffer.
+ */
+bool AnonymousReadWrite(std::uintptr_t lo, std::uintptr_t hi) {
+  FILE* f = std::fopen("/proc/self/maps", "r");
+  if (f == nullptr) return false;
+  char line[512];
+  std::uintptr_t covered = lo;
+  while (covered < hi && std::fgets(line, sizeof line, f) != nullptr) {
+    unsigned long start = 0, end = 0, offset = 0, inode = 0;
+    char perms[8] = {0}, dev[16] = {0}, name[256] = {0};
+    int got = std::sscanf(line, "%lx-%lx %7s %lx %15s %lu %255s", &start, &end, perms, &offset, dev, &inode, name);
+    if (got < 6 || end <= covered) continue;
+    if (start > covered) break;  // a hole
+    const bool anon = inode == 0 && (got == 6 || std::strcmp(name, "[heap]") == 0);
+    if (!anon || std::strncmp(perms, "rw-p", 4) != 0) break;
+    covered = end;
+  }
+  std::fclose(f);
+  return covered >= hi;
+}
+
+/**
+ * Backs [data, data+bytes) with huge pages as far as the kernel can (see the
+ * header): its 2 MiB-aligned interior, and each partial 2 MiB page at its ends
+ * too when that whole page is anonymous read-write memory of this process (a
+ * plain ArrayBuffer rarely starts on a 2 MiB boundary: without its ends, up to
+ * 4 MiB of a 16 MiB buffer stays on 4 KiB pages). The first time a buffer is
+ * met its range is only advised (MADV_HUGEPAGE: pages not yet touched, e.g. a
+ * fresh receive buffer, then fault in huge); the second time — a buffer
+ * reused, which is when a copy pays off — it is collapsed (MADV_COLLAPSE
+ * copies its 4 KiB pages into huge ones, ~6-12 ms for 16 MiB, ~10 us when
+ * already huge) and not touched again. A buffer used once is never copied.
+ * Best effort: errors (no THP, no memory to compact, pages pinned by another
+ * rank's copy) leave the pages as they were.
  */
 void PreferHugePages(void* data, size_t bytes) {
   if (bytes < kCollapseMin) return;
   auto a = reinterpret_cast<std::uintptr_t>(data);
-  const Range r{(a + kHuge - 1) / kHuge * kHuge, (a + bytes) / kHuge * kHuge};
-  if (r.second <= r.first) return;
+  const Range key{a, a + bytes};
   bool collapse = false;
+  Range r{0, 0};
   {
     std::lock_guard<std::mutex> lock(g_hugeMu);
     for (const auto& d : g_hugeDone)
-      if (d == r) return;
-    collapse = TakeRange(g_hugeSeen, r);
-    Remember(collapse ? g_hugeDone : g_hugeSeen, r);
+      if (d.first == key) return;
+    for (auto it = g_hugeSeen.begin(); it != g_hugeSeen.end(); ++it) {
+      if (it->first == key) {
+        r = it->second;
+        g_hugeSeen.erase(it);
+        collapse = true;
+        break;
+      }
+    }
   }
+  if (!collapse) {
+    r = {(a + kHuge - 1) / kHuge * kHuge, (a + bytes) / kHuge * kHuge};
+    const Range outer{a / kHuge * kHuge, (a + bytes + kHuge - 1) / kHuge * kHuge};
+    if (outer.first < r.first && AnonymousReadWrite(outer.first, r.first)) r.first = outer.first;
+    if (outer.second > r.second && AnonymousReadWrite(r.second, outer.second)) r.second = outer.second;
+  }
+  {
+    std::lock_guard<std::mutex> lock(g_hugeMu);
+    Remember(collapse ? g_hugeDone : g_hugeSeen, {key, r});
+  }
+  if (r.second <= r.first) return;
 #ifdef MADV_HUGEPAGE
   void* p = reinterpret_cast<void*>(r.first);
   if (madvise(p, r.second - r.first, MADV_HUGEPAGE) == 0 && collapse)
