@@ -3,14 +3,15 @@
 // same MPI (built here with mpicc into a temp dir). The binding runs twice: on
 // plain Float32Arrays and on commBuffer() memory (huge-page aligned, like the C
 // program's buffers); each run times both of its APIs, the Promise one (MPI
-// called on a libuv pool thread) and the blocking one (on the JS thread, as C).
-// Runs alternate C / binding / binding for several rounds (C first in even
-// rounds, last in odd ones); each side's figure is the median of its per-run
-// medians, and C / binding the median of the ratios within a round. The
-// binding's own cost is also measured per call (time inside MPI vs time the
-// caller saw), which the process-to-process swing of MPI's speed does not
-// blur. Ends with one JSON line. Run under `flock /tmp/polymoe-bench.lock` on a
-// shared machine.
+// called on the communicator's own thread) and the blocking one (on the JS
+// thread, as C). A second C run allocates its buffers with plain malloc, the
+// same memory a plain Float32Array gets. Runs alternate C / C (malloc) /
+// binding / binding for several rounds (in reverse order every other round);
+// each side's figure is the median of its per-run medians, and C / binding the
+// median of the ratios within a round. The binding's own cost is also measured
+// per call (time inside MPI vs time the caller saw), which the
+// process-to-process swing of MPI's speed does not blur. Ends with one JSON
+// line. Run under `flock /tmp/polymoe-bench.lock` on a shared machine.
 import { execFileSync, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -77,9 +78,11 @@ const gbps = (bytes: number, s: number) => Math.round((bytes / s / 1e9) * 1000) 
 const figures: Record<string, number> = {};
 const rows: string[] = [];
 const syncRows: string[] = [];
+const mallocRows: string[] = [];
 const roundLines: string[] = [];
 for (const np of [2, 4]) {
   const c: Run[] = [];
+  const cMalloc: Run[] = [];
   const js: Run[] = [];
   const jsHuge: Run[] = [];
   const node = [process.execPath, ...tsx, path.join(here, "comm_rank.ts"), String(BYTES), String(ITERS)];
@@ -87,6 +90,7 @@ for (const np of [2, 4]) {
     // C first in even rounds, last in odd ones: a drift of the host's speed within a round favours neither side.
     const runs = [
       () => c.push(mpirun(np, [cBin, String(BYTES), String(ITERS)])),
+      () => cMalloc.push(mpirun(np, [cBin, String(BYTES), String(ITERS), "malloc"])),
       () => js.push(mpirun(np, node)),
       () => jsHuge.push(mpirun(np, node, { POLYMOE_BENCH_HUGE: "1" })),
     ];
@@ -106,7 +110,8 @@ for (const np of [2, 4]) {
     const at = (r: Run, k: "s" | "sync") => (k === "s" ? r[key] : r[syncKey]!);
     const med = (runs: Run[], k: "s" | "sync" = "s") => mid(runs.map((r) => at(r, k)));
     const best = (runs: Run[], k: "s" | "sync" = "s") => Math.min(...runs.map((r) => at(r, k)));
-    const perRound = (runs: Run[], k: "s" | "sync" = "s") => mid(runs.map((r, i) => c[i]![key] / at(r, k)));
+    const perRound = (runs: Run[], k: "s" | "sync" = "s", base = c) =>
+      mid(runs.map((r, i) => base[i]![key] / at(r, k)));
     // The binding's own cost, free of that swing: inside-MPI time / caller's time, same calls.
     const eff = (runs: Run[]) => mid(runs.map((r) => r[mpiKey]! / r[key]));
     const [cMed, jsMed, hugeMed] = [med(c), med(js), med(jsHuge)];
@@ -125,6 +130,13 @@ for (const np of [2, 4]) {
     figures[`${kind}_sync_commbuf_gbps_np${np}`] = gbps(bytes, med(jsHuge, "sync"));
     figures[`${kind}_sync_ratio_np${np}`] = r3(perRound(js, "sync"));
     figures[`${kind}_sync_commbuf_ratio_np${np}`] = r3(perRound(jsHuge, "sync"));
+    // Plain arrays against C on the same kind of memory (malloc'd, as V8 allocates).
+    figures[`${kind}_c_malloc_gbps_np${np}`] = gbps(bytes, med(cMalloc));
+    figures[`${kind}_malloc_ratio_np${np}`] = r3(perRound(js, "s", cMalloc));
+    figures[`${kind}_sync_malloc_ratio_np${np}`] = r3(perRound(js, "sync", cMalloc));
+    mallocRows.push(
+      `| ${kind} 16 MiB | ${np} | ${ms(med(cMalloc))} (${ms(best(cMalloc))}) | ${ms(jsMed)} | **${perRound(js, "s", cMalloc).toFixed(2)}** | ${ms(med(js, "sync"))} | **${perRound(js, "sync", cMalloc).toFixed(2)}** |`,
+    );
     const perRoundLine = (runs: Run[], k: "s" | "sync") =>
       c.map((r, i) => (r[key] / at(runs[i]!, k)).toFixed(2)).join(" ");
     roundLines.push(
@@ -162,7 +174,9 @@ figures.moe_ep2_comm_share = Math.round((moe2.comm_s / moe2.step_s) * 1000) / 10
 console.log(
   `bench:comm — median of ${ITERS} iterations per run; median (best) of ${ROUNDS} alternating runs per side`,
 );
-console.log("Promise API (allReduce / allToAll: MPI called on a libuv pool thread, the event loop free):");
+console.log(
+  "Promise API (allReduce / allToAll: MPI called on the communicator's own thread, the event loop free):",
+);
 console.log(
   "| collective | ranks | binding (Float32Array) | binding (commBuffer) | C | C / binding | C / binding (commBuffer) | in MPI / caller's time | same, commBuffer |",
 );
@@ -177,6 +191,15 @@ console.log(
 );
 console.log("| --- | --- | --- | --- | --- | --- | --- |");
 for (const r of syncRows) console.log(r);
+console.log();
+console.log(
+  "Plain Float32Arrays against C on the same kind of memory (malloc'd: 4 KiB-aligned, no huge-page advice), same rounds:",
+);
+console.log(
+  "| collective | ranks | C (malloc) | binding, Promise | C / binding | binding, blocking | C / binding |",
+);
+console.log("| --- | --- | --- | --- | --- | --- | --- |");
+for (const r of mallocRows) console.log(r);
 console.log();
 for (const l of roundLines) console.log(l);
 console.log(

@@ -1,6 +1,6 @@
 /* The C baseline of `pnpm bench:comm`: the same collectives, sizes and timing
  * rule as bench/comm_rank.ts, straight from C over the same MPI library.
- * usage: comm_c BYTES ITERS; rank 0 prints one JSON line of median seconds. */
+ * usage: comm_c BYTES ITERS [malloc]; rank 0 prints one JSON line of median seconds. */
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,10 +29,18 @@ static double timed(int kind, float* send, float* recv, int n, int p, int iters,
 /* Buffers as a performance-minded C program allocates them, and as the
  * binding's commBuffer() does: 2 MiB-aligned and advised for transparent huge
  * pages (on 4 KiB pages the kernel's single-copy path between ranks is
- * several times slower, which would flatter the binding). */
-static float* buffer(int n) {
+ * several times slower, which would flatter the binding). With a third
+ * argument "malloc": plain malloc'd buffers, the same memory a plain
+ * Float32Array gets — the like-for-like baseline for the binding on plain arrays. */
+static float* buffer(int n, int plain) {
   void* p = NULL;
   size_t bytes = (size_t)n * 4;
+  if (plain) { /* as V8 allocates a large ArrayBuffer: glibc, 4 KiB-aligned, no advice */
+    p = malloc(bytes);
+    if (p == NULL) abort();
+    memset(p, 0, bytes);
+    return (float*)p;
+  }
   if (posix_memalign(&p, 2u << 20, bytes) != 0) abort();
 #ifdef MADV_HUGEPAGE
   madvise(p, bytes, MADV_HUGEPAGE);
@@ -49,8 +57,9 @@ int main(int argc, char** argv) {
   long bytes = argc > 1 ? atol(argv[1]) : 16L << 20;
   int iters = argc > 2 ? atoi(argv[2]) : 10;
   int n = (int)(bytes / 4 / p) * p;
-  float* send = buffer(n);
-  float* recv = buffer(n);
+  int plain = argc > 3 && strcmp(argv[3], "malloc") == 0;
+  float* send = buffer(n, plain);
+  float* recv = buffer(n, plain);
   double* all = malloc(sizeof(double) * iters);
   for (int i = 0; i < n; ++i) send[i] = (float)(rank + i % 7);
   double ar = timed(0, send, recv, n, p, iters, all);

@@ -1,7 +1,7 @@
 // The binding side of `pnpm bench:comm` (one rank, under mpirun): the same
 // collectives, sizes and timing rule as bench/comm.c, through @polymoe/parallel
 // as a user calls it (argument checks on), by both of its APIs: the Promise API
-// (the MPI call runs on a libuv pool thread; what gradient reduction uses) and
+// (the MPI call runs on the communicator's own thread; what gradient reduction uses) and
 // the blocking one (on the JS thread, as the C program calls MPI; what the MoE
 // exchange and tensor-parallel reductions use).
 // usage: comm_rank.ts BYTES ITERS; rank 0 prints one JSON line of median

@@ -20,7 +20,7 @@ import { ParallelError } from "./errors.js";
 export interface MpiInfo {
   rank: number;
   size: number;
-  /** MPI_THREAD_MULTIPLE was provided (required: collectives run on libuv pool threads). */
+  /** MPI_THREAD_MULTIPLE was provided (required: collectives run on each communicator's own thread). */
   threadMultiple: boolean;
   threadLevel: number;
   /** MPI standard version, e.g. "3.1". */
@@ -258,7 +258,7 @@ export function mpiWorld(options: CommunicatorOptions = {}): { comm: Communicato
     throw new ParallelError(
       "MPI_UNAVAILABLE",
       `${info.library} provides thread level ${info.threadLevel}, not MPI_THREAD_MULTIPLE; ` +
-        "PolyMoE runs collectives on libuv pool threads and needs it (build Open MPI with --enable-mpi-thread-multiple)",
+        "PolyMoE runs collectives on each communicator's own thread and needs it (build Open MPI with --enable-mpi-thread-multiple)",
     );
   }
   process.on("exit", (code) => {

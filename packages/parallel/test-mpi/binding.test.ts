@@ -14,6 +14,7 @@ import { mpiReady, runRanks } from "./mpirun.js";
 
 type Suite = {
   eventLoopTicks: number;
+  pendingAlive: number;
   hugeBufferSum: number[];
   nativeGuards: string[];
   collectives: Record<string, unknown>;
@@ -98,6 +99,8 @@ describe.skipIf(!ready.ok)(`MPI binding${ready.note}`, () => {
     for (const r of job.results) expect(r.value.hugeBufferSum).toEqual([tri, tri, 0, 1]);
     // Rank 0 waited ~300 ms inside allReduce with its event loop running (10 ms timer).
     expect(job.results[0]!.value.eventLoopTicks).toBeGreaterThanOrEqual(8);
+    // Ranks waiting 400 ms with nothing on their event loops but the pending collective stayed alive.
+    for (const r of job.results) expect(r.value.pendingAlive).toBe(np);
     checkExchange(job.results.map((r) => r.value.exchange));
     if (np === 4) {
       const ref = toyReference({ ...toy, ep: 1 });

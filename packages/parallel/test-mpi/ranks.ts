@@ -15,6 +15,7 @@ export async function suite(
 ) {
   return {
     eventLoopTicks: await eventLoopDuringCollective(world),
+    pendingAlive: await pendingKeepsProcessAlive(world),
     hugeBufferSum: await hugeBufferSum(world),
     nativeGuards: nativeGuards(),
     collectives: await collectives(world),
@@ -72,8 +73,8 @@ async function hugeBufferSum(world: Communicator): Promise<number[]> {
 
 /**
  * Rank 0 enters an allReduce that the last rank joins only 300 ms later; while
- * rank 0 waits, its event loop must keep running (the MPI call blocks a libuv
- * pool thread, not the main thread). Returns the 10 ms timer ticks seen.
+ * rank 0 waits, its event loop must keep running (the MPI call blocks the
+ * communicator's thread, not the main thread). Returns the 10 ms timer ticks seen.
  */
 async function eventLoopDuringCollective(world: Communicator): Promise<number> {
   if (world.size === 1) return -1;
@@ -85,6 +86,24 @@ async function eventLoopDuringCollective(world: Communicator): Promise<number> {
   clearInterval(timer);
   world.resetStats(); // the collectives() check counts from zero
   return ticks;
+}
+
+/**
+ * The last rank joins an allReduce 400 ms late (busy: its own event loop
+ * blocked) while the others wait with nothing else on their event loops — no
+ * timer, no I/O: the pending collective itself must keep each process alive
+ * until its result arrives from the communicator's thread. Returns the sum.
+ */
+async function pendingKeepsProcessAlive(world: Communicator): Promise<number> {
+  if (world.size === 1) return 1;
+  await world.barrier();
+  if (world.rank === world.size - 1) {
+    const t = Date.now();
+    while (Date.now() - t < 400) {}
+  }
+  const [sum] = await world.allReduce(Float32Array.of(1));
+  world.resetStats(); // the collectives() check counts from zero
+  return sum!;
 }
 
 /**

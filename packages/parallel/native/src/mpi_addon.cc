@@ -3,17 +3,17 @@
 // Model: MPI is initialised once (MPI_Init_thread, MPI_THREAD_MULTIPLE) on the
 // JS main thread. Every collective is validated on the main thread (types,
 // lengths, aliasing: a bad argument throws a TypeError/RangeError, never
-// reaches MPI), then runs as N-API async work on the libuv pool: the blocking
-// MPI call executes on a pool thread while the event loop stays free, and the
-// returned Promise settles when it completes. The typed arrays are held by
-// persistent references until then.
+// reaches MPI), then runs on its communicator's own thread (one per
+// communicator, started at its first asynchronous collective): the blocking
+// MPI call executes there while the event loop stays free, and the returned
+// Promise settles on the JS thread when it completes. The typed arrays are
+// held by references until then.
 //
 // Ordering: MPI requires the collectives of one communicator to be issued in
-// the same order on every rank. Two pool threads could enter MPI in either
-// order, so the JS layer (src/mpi.ts) queues the collectives of each
-// communicator and starts the next only after the previous settled.
-// Collectives on different communicators may run concurrently (up to the
-// libuv pool size, UV_THREADPOOL_SIZE).
+// the same order on every rank. A communicator's thread runs its collectives
+// in the order they were started, and the JS layer (src/mpi.ts) also starts
+// the next only after the previous settled. Collectives on different
+// communicators run concurrently, on their own threads.
 //
 // Blocking variants (allReduceSync, allGatherSync, allToAllSync, allToAllVSync)
 // run the same validated collective on the calling (JS) thread and return when
@@ -47,13 +47,18 @@
 
 #include <atomic>
 #include <climits>
+#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <cstdint>
 #include <cstdio>
 #include <functional>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -71,9 +76,15 @@ constexpr size_t kHuge = size_t{2} << 20;
 constexpr size_t kCollapseMin = size_t{4} << 20;
 std::mutex g_hugeMu;
 using Range = std::pair<std::uintptr_t, std::uintptr_t>;
-using Seen = std::pair<Range, Range>;  // buffer [data, data+bytes) -> range advised
-std::vector<Seen> g_hugeSeen;  // buffers met once (advised for huge pages)
-std::vector<Seen> g_hugeDone;  // buffers met again and collapsed
+struct Seen {
+  Range buffer;      // [data, data+bytes)
+  Range advised;     // the 2 MiB pages advised for it: its aligned interior, and its partial end pages if eligible
+  Range interior;    // the 2 MiB pages wholly inside the buffer
+  int failures = 0;  // collapses of the interior the kernel refused so far
+};
+std::vector<Seen> g_hugeSeen;  // buffers advised for huge pages, to collapse when met again
+std::vector<Seen> g_hugeDone;  // buffers collapsed (or given up on)
+constexpr int kCollapseTries = 3;
 
 void Remember(std::vector<Seen>& list, const Seen& r) {
   // The lists only save system calls, so they stay short (oldest out first).
@@ -116,23 +127,23 @@ bool AnonymousReadWrite(std::uintptr_t lo, std::uintptr_t hi) {
  * fresh receive buffer, then fault in huge); the second time — a buffer
  * reused, which is when a copy pays off — it is collapsed (MADV_COLLAPSE
  * copies its 4 KiB pages into huge ones, ~6-12 ms for 16 MiB, ~10 us when
- * already huge) and not touched again. A buffer used once is never copied.
- * Best effort: errors (no THP, no memory to compact, pages pinned by another
- * rank's copy) leave the pages as they were.
+ * already huge) and not touched again; a refused collapse is tried again at
+ * the next uses, up to kCollapseTries times. A buffer used once is never
+ * copied. Best effort: errors (no THP, no memory to compact, pages pinned by
+ * another rank's copy) leave the pages as they were.
  */
 void PreferHugePages(void* data, size_t bytes) {
   if (bytes < kCollapseMin) return;
   auto a = reinterpret_cast<std::uintptr_t>(data);
-  const Range key{a, a + bytes};
+  Seen e{{a, a + bytes}, {0, 0}, {0, 0}, 0};
   bool collapse = false;
-  Range r{0, 0};
   {
     std::lock_guard<std::mutex> lock(g_hugeMu);
     for (const auto& d : g_hugeDone)
-      if (d.first == key) return;
+      if (d.buffer == e.buffer) return;
     for (auto it = g_hugeSeen.begin(); it != g_hugeSeen.end(); ++it) {
-      if (it->first == key) {
-        r = it->second;
+      if (it->buffer == e.buffer) {
+        e = *it;
         g_hugeSeen.erase(it);
         collapse = true;
         break;
@@ -140,21 +151,41 @@ void PreferHugePages(void* data, size_t bytes) {
     }
   }
   if (!collapse) {
-    r = {(a + kHuge - 1) / kHuge * kHuge, (a + bytes) / kHuge * kHuge};
+    e.interior = {(a + kHuge - 1) / kHuge * kHuge, (a + bytes) / kHuge * kHuge};
+    Range& r = e.advised;
+    r = e.interior;
     const Range outer{a / kHuge * kHuge, (a + bytes + kHuge - 1) / kHuge * kHuge};
     if (outer.first < r.first && AnonymousReadWrite(outer.first, r.first)) r.first = outer.first;
     if (outer.second > r.second && AnonymousReadWrite(r.second, outer.second)) r.second = outer.second;
   }
-  {
-    std::lock_guard<std::mutex> lock(g_hugeMu);
-    Remember(collapse ? g_hugeDone : g_hugeSeen, {key, r});
-  }
-  if (r.second <= r.first) return;
+  bool done = false;
+  if (e.advised.second > e.advised.first) {
 #ifdef MADV_HUGEPAGE
-  void* p = reinterpret_cast<void*>(r.first);
-  if (madvise(p, r.second - r.first, MADV_HUGEPAGE) == 0 && collapse)
-    madvise(p, r.second - r.first, MADV_COLLAPSE);
+    void* p = reinterpret_cast<void*>(e.advised.first);
+    size_t len = e.advised.second - e.advised.first;
+    if (madvise(p, len, MADV_HUGEPAGE) != 0) {
+      done = true;  // no THP here: nothing more to try
+    } else if (collapse) {
+      // One call per part: the kernel stops a collapse at the first 2 MiB page it
+      // cannot host (an end page shared with a neighbouring mapping it will not
+      // merge with), which would leave the interior on 4 KiB pages too. The
+      // interior may be refused for want of free huge pages (fragmented memory)
+      // or pages pinned at that moment: it is tried again the next times (a few).
+      auto collapseRange = [](std::uintptr_t lo, std::uintptr_t hi) {
+        return hi <= lo || madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_COLLAPSE) == 0;
+      };
+      collapseRange(e.advised.first, e.interior.first);    // partial end pages: once, best effort
+      collapseRange(e.interior.second, e.advised.second);
+      done = collapseRange(e.interior.first, e.interior.second) || ++e.failures >= kCollapseTries;
+    }
+#else
+    done = true;
 #endif
+  } else {
+    done = true;
+  }
+  std::lock_guard<std::mutex> lock(g_hugeMu);
+  Remember(done ? g_hugeDone : g_hugeSeen, e);
 }
 
 bool Initialized() {
@@ -353,56 +384,177 @@ int Checked(const Check& k, MPI_Comm c, int* out, const std::function<int()>& op
   return op();
 }
 
-/** One collective on the libuv pool; settles its Promise on the main thread. */
-class Work : public Napi::AsyncWorker {
+// --- asynchronous collectives: one MPI thread per communicator ------------------
+
+/**
+ * One asynchronous collective: the MPI call (run on its communicator's thread)
+ * and what settles its Promise on the JS thread (the deferred, the references
+ * that keep its typed arrays alive until then).
+ */
+struct Job {
+  std::string what;
+  std::function<int(int*)> fn;
+  std::vector<std::pair<void*, size_t>> huge;  // buffers >= kCollapseMin (huge pages first)
+  napi_deferred deferred = nullptr;
+  std::vector<napi_ref> keep;
+  int result = 0;
+  int rc = MPI_SUCCESS;
+};
+
+// Completions travel to the JS thread through one thread-safe function. It is
+// referenced (keeps the event loop alive) only while jobs are pending, so a
+// process with no collective in flight can exit; touched on the JS thread only.
+napi_threadsafe_function g_done = nullptr;
+std::size_t g_pending = 0;
+
+void Settle(napi_env env, napi_value /*js_cb*/, void* /*context*/, void* data) {
+  auto* j = static_cast<Job*>(data);
+  if (env == nullptr) return;  // the environment is going away: nothing left to settle
+  for (napi_ref r : j->keep) napi_delete_reference(env, r);
+  napi_value v = nullptr;
+  if (j->rc == MPI_SUCCESS) {
+    napi_create_int32(env, j->result, &v);
+    napi_resolve_deferred(env, j->deferred, v);
+  } else {
+    std::string msg = j->what + " failed in MPI: " + MpiErrorString(j->rc);
+    napi_value m = nullptr;
+    napi_create_string_utf8(env, msg.c_str(), msg.size(), &m);
+    napi_create_error(env, nullptr, m, &v);
+    napi_reject_deferred(env, j->deferred, v);
+  }
+  delete j;
+  if (--g_pending == 0) napi_unref_threadsafe_function(env, g_done);
+}
+
+/**
+ * The thread that runs a communicator's asynchronous collectives, in the order
+ * they were started. One per communicator, for its lifetime, rather than
+ * whichever libuv pool thread is free: MPI's temporary buffers (a large
+ * allReduce allocates one the size of its message) come from the calling
+ * thread's malloc arena, so a collective that rotates over the pool's four
+ * threads meets four cold buffers — measured 12% slower on a 16 MiB allReduce
+ * at 2 ranks than on one thread (docs/benchmarks.md, bench:comm). Also no pool
+ * slots to run out of: file I/O cannot queue behind collectives, nor
+ * collectives of different communicators behind each other.
+ */
+class CommThread {
  public:
-  Work(Napi::Env env, std::string what, std::function<int(int*)> fn)
-      : Napi::AsyncWorker(env, "polymoe_mpi_collective"),
-        deferred_(Napi::Promise::Deferred::New(env)),
-        what_(std::move(what)),
-        fn_(std::move(fn)) {}
-
-  void Keep(const Buf& b) {
-    keep_.push_back(Napi::Persistent(b.obj));
-    if (b.bytes >= kCollapseMin) huge_.emplace_back(b.data, b.bytes);
+  CommThread() : thread_([this] { Loop(); }) {}
+  void Submit(Job* j) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      queue_.push_back(j);
+    }
+    cv_.notify_one();
   }
-  void Keep(const Check& k) {
-    if (!k.on) return;
-    Keep(k.sigBuf);
-    Keep(k.allBuf);
+  /**
+   * Stops the thread once idle and waits for it. False if a collective is
+   * inside MPI: the thread is left running, and this object must then never
+   * be destroyed (the thread still uses it).
+   */
+  bool Stop() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+      if (busy_ || !queue_.empty()) {
+        thread_.detach();
+        return false;
+      }
+    }
+    cv_.notify_one();
+    thread_.join();
+    return true;
   }
-  Napi::Promise Start() {
-    Queue();
-    return deferred_.Promise();
-  }
-
- protected:
-  void Execute() override {
-    for (const auto& [data, bytes] : huge_) PreferHugePages(data, bytes);
-    double t0 = MPI_Wtime();
-    int rc = fn_(&result_);
-    g_lastSeconds.store(MPI_Wtime() - t0);
-    if (rc != MPI_SUCCESS) SetError(what_ + " failed in MPI: " + MpiErrorString(rc));
-  }
-  void OnOK() override { deferred_.Resolve(Napi::Number::New(Env(), result_)); }
-  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
 
  private:
-  Napi::Promise::Deferred deferred_;
-  std::string what_;
-  std::function<int(int*)> fn_;
-  std::vector<Napi::ObjectReference> keep_;
-  std::vector<std::pair<void*, size_t>> huge_;
-  int result_ = 0;
+  void Loop() {
+    std::unique_lock<std::mutex> lock(mu_);
+    for (;;) {
+      cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+      if (queue_.empty()) return;
+      Job* j = queue_.front();
+      queue_.pop_front();
+      busy_ = true;
+      lock.unlock();
+      for (const auto& [data, bytes] : j->huge) PreferHugePages(data, bytes);
+      double t0 = MPI_Wtime();
+      j->rc = j->fn(&j->result);
+      g_lastSeconds.store(MPI_Wtime() - t0);
+      lock.lock();
+      busy_ = false;  // before the JS thread can learn of the completion (and stop this thread)
+      lock.unlock();
+      napi_call_threadsafe_function(g_done, j, napi_tsfn_nonblocking);  // unbounded queue: never refused while live
+      lock.lock();
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Job*> queue_;
+  bool stop_ = false;
+  bool busy_ = false;
+  std::thread thread_;  // last: starts once the members above exist
 };
+
+// By communicator handle; JS thread only. Never destroyed: at process exit a
+// thread still waiting for work must not meet a destructor (std::terminate).
+auto& g_threads = *new std::map<std::int64_t, std::unique_ptr<CommThread>>();
+
+/** Queues `fn` on the communicator's thread; returns the Promise it settles. */
+Napi::Promise Submit(const Napi::Env& env, std::int64_t handle, std::string what, std::function<int(int*)> fn,
+                     std::initializer_list<const Buf*> keep, const Check* k) {
+  if (g_done == nullptr) {
+    napi_value name = nullptr;
+    napi_create_string_utf8(env, "polymoe_mpi_collective", NAPI_AUTO_LENGTH, &name);
+    napi_status st = napi_create_threadsafe_function(env, nullptr, nullptr, name, 0, 1, nullptr, nullptr, nullptr,
+                                                     Settle, &g_done);
+    if (st != napi_ok) throw Napi::Error::New(env, "cannot create the MPI completion channel");
+    napi_unref_threadsafe_function(env, g_done);
+  }
+  auto j = std::make_unique<Job>();
+  j->what = std::move(what);
+  j->fn = std::move(fn);
+  std::vector<const Buf*> bufs(keep);
+  if (k != nullptr && k->on) {
+    bufs.push_back(&k->sigBuf);
+    bufs.push_back(&k->allBuf);
+  }
+  for (const Buf* b : bufs) {
+    napi_ref r = nullptr;
+    napi_create_reference(env, b->obj, 1, &r);
+    j->keep.push_back(r);
+    if (b->bytes >= kCollapseMin) j->huge.emplace_back(b->data, b->bytes);
+  }
+  napi_value promise = nullptr;
+  napi_create_promise(env, &j->deferred, &promise);
+  auto& t = g_threads[handle];
+  if (!t) t = std::make_unique<CommThread>();
+  if (g_pending++ == 0) napi_ref_threadsafe_function(env, g_done);
+  t->Submit(j.release());
+  return Napi::Promise(env, promise);
+}
+
+/** Stops every communicator thread; false if one was inside MPI (left running). */
+bool StopThreads() {
+  bool idle = true;
+  for (auto& [h, t] : g_threads) {
+    if (!t->Stop()) {
+      idle = false;
+      (void)t.release();  // still in use by its running thread
+    }
+  }
+  g_threads.clear();
+  return idle;
+}
 
 /**
  * Runs a collective: on this thread now (Sync: returns its result, throws on
- * an MPI error) or as async work on the libuv pool (returns a Promise).
+ * an MPI error) or on its communicator's thread (returns a Promise).
  */
 template <bool Sync>
-Napi::Value Launch(const Napi::Env& env, const char* what, std::function<int(int*)> fn,
+Napi::Value Launch(const Napi::CallbackInfo& info, const char* what, std::function<int(int*)> fn,
                    std::initializer_list<const Buf*> keep, const Check* k = nullptr) {
+  const Napi::Env env = info.Env();
   if constexpr (Sync) {
     int out = 0;
     for (const Buf* b : keep) PreferHugePages(b->data, b->bytes);
@@ -413,10 +565,7 @@ Napi::Value Launch(const Napi::Env& env, const char* what, std::function<int(int
       throw Napi::Error::New(env, std::string(what) + " failed in MPI: " + MpiErrorString(rc));
     return Napi::Number::New(env, out);
   } else {
-    auto* w = new Work(env, what, std::move(fn));
-    if (k != nullptr) w->Keep(*k);
-    for (const Buf* b : keep) w->Keep(*b);
-    return w->Start();
+    return Submit(env, IntArg(info, 0, "communicator handle"), what, std::move(fn), keep, k);
   }
 }
 
@@ -475,6 +624,10 @@ Napi::Value State(const Napi::CallbackInfo& info) {
 
 Napi::Value Finalize(const Napi::CallbackInfo& info) {
   if (Initialized() && !Finalized()) {
+    // A collective still inside MPI (the process exits with it pending): MPI_Finalize
+    // would wait for it, and it for peers that may never join, so do not finalize —
+    // mpirun then ends the job, as for a rank that fails.
+    if (!StopThreads()) return info.Env().Undefined();
     {
       std::lock_guard<std::mutex> lock(g_mu);
       for (size_t h = 1; h < g_comms.size(); ++h)
@@ -543,7 +696,7 @@ Napi::Value Split(const Napi::CallbackInfo& info) {
   MPI_Comm c = CommArg(info, 0);
   int color = static_cast<int>(IntArg(info, 1, "color"));
   int key = static_cast<int>(IntArg(info, 2, "key"));
-  auto* w = new Work(info.Env(), "split", [c, color, key](int* out) {
+  return Submit(info.Env(), IntArg(info, 0, "communicator handle"), "split", [c, color, key](int* out) {
     MPI_Comm nc = MPI_COMM_NULL;
     int rc = MPI_Comm_split(c, color < 0 ? MPI_UNDEFINED : color, key, &nc);
     if (rc != MPI_SUCCESS) return rc;
@@ -556,14 +709,18 @@ Napi::Value Split(const Napi::CallbackInfo& info) {
     g_comms.push_back(nc);
     *out = static_cast<int>(g_comms.size() - 1);
     return MPI_SUCCESS;
-  });
-  return w->Start();
+  }, {}, nullptr);
 }
 
 Napi::Value Free(const Napi::CallbackInfo& info) {
   RequireLive(info.Env());
   std::int64_t h = IntArg(info, 0, "communicator handle");
   if (h == 0) throw Napi::RangeError::New(info.Env(), "the world communicator cannot be freed");
+  // Its thread first (the JS layer frees a communicator with nothing pending, so it is idle).
+  if (auto t = g_threads.find(h); t != g_threads.end()) {
+    if (!t->second->Stop()) (void)t->second.release();  // busy: still in use by its thread
+    g_threads.erase(t);
+  }
   std::lock_guard<std::mutex> lock(g_mu);
   if (h > 0 && h < static_cast<std::int64_t>(g_comms.size()) && g_comms[h] != MPI_COMM_NULL)
     MPI_Comm_free(&g_comms[h]);
@@ -591,7 +748,7 @@ Napi::Value AllReduce(const Napi::CallbackInfo& info) {
   MPI_Datatype t = s.type;
   Check k = CheckArg(info, 4, c);
   return Launch<Sync>(
-      info.Env(), "allReduce",
+      info, "allReduce",
       [=](int* out) { return Checked(k, c, out, [=] { return MPI_Allreduce(sp, rp, n, t, op, c); }); },
       {&s, &r}, &k);
 }
@@ -613,7 +770,7 @@ Napi::Value ReduceScatter(const Napi::CallbackInfo& info) {
   MPI_Datatype t = s.type;
   Check k = CheckArg(info, 4, c);
   return Launch<false>(
-      info.Env(), "reduceScatter",
+      info, "reduceScatter",
       [=](int* out) { return Checked(k, c, out, [=] { return MPI_Reduce_scatter_block(sp, rp, n, t, op, c); }); },
       {&s, &r}, &k);
 }
@@ -635,7 +792,7 @@ Napi::Value AllGather(const Napi::CallbackInfo& info) {
   MPI_Datatype t = s.type;
   Check k = CheckArg(info, 3, c);
   return Launch<Sync>(
-      info.Env(), "allGather",
+      info, "allGather",
       [=](int* out) { return Checked(k, c, out, [=] { return MPI_Allgather(sp, n, t, rp, n, t, c); }); },
       {&s, &r}, &k);
 }
@@ -658,7 +815,7 @@ Napi::Value AllToAll(const Napi::CallbackInfo& info) {
   MPI_Datatype t = s.type;
   Check k = CheckArg(info, 3, c);
   return Launch<Sync>(
-      info.Env(), "allToAll",
+      info, "allToAll",
       [=](int* out) { return Checked(k, c, out, [=] { return MPI_Alltoall(sp, n, t, rp, n, t, c); }); },
       {&s, &r}, &k);
 }
@@ -703,7 +860,7 @@ Napi::Value AllToAllV(const Napi::CallbackInfo& info) {
   auto *rcp = static_cast<const int*>(rc.data), *rdp = static_cast<const int*>(rd.data);
   MPI_Datatype t = s.type;
   return Launch<Sync>(
-      info.Env(), "allToAllV", [=](int*) { return MPI_Alltoallv(sp, scp, sdp, t, rp, rcp, rdp, t, c); },
+      info, "allToAllV", [=](int*) { return MPI_Alltoallv(sp, scp, sdp, t, rp, rcp, rdp, t, c); },
       {&s, &sc, &sd, &r, &rc, &rd});
 }
 
@@ -722,7 +879,7 @@ Napi::Value Broadcast(const Napi::CallbackInfo& info) {
   MPI_Datatype t = b.type;
   Check k = CheckArg(info, 3, c);
   return Launch<false>(
-      info.Env(), "broadcast",
+      info, "broadcast",
       [=](int* out) { return Checked(k, c, out, [=] { return MPI_Bcast(bp, n, t, root, c); }); }, {&b}, &k);
 }
 
@@ -730,7 +887,7 @@ Napi::Value Barrier(const Napi::CallbackInfo& info) {
   MPI_Comm c = CommArg(info, 0);
   Check k = CheckArg(info, 1, c);
   return Launch<false>(
-      info.Env(), "barrier", [=](int* out) { return Checked(k, c, out, [=] { return MPI_Barrier(c); }); }, {},
+      info, "barrier", [=](int* out) { return Checked(k, c, out, [=] { return MPI_Barrier(c); }); }, {},
       &k);
 }
 
