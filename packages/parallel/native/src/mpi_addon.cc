@@ -335,8 +335,9 @@ int CommSize(MPI_Comm c) {
 //
 // The JS layer's cross-rank check (src/communicator.ts) exchanges an 8-int
 // signature per rank before each collective. Passing `sig` and `all` to a
-// collective runs that allGather and the comparison on the pool thread, right
-// before the collective itself: one trip through the libuv pool instead of two.
+// collective runs that allGather and the comparison on the thread that runs the
+// collective, right before it: one trip to the communicator's thread (or none,
+// for a blocking collective) instead of two.
 // If any rank flagged a local error or the ranks disagree, every rank skips the
 // collective and the Promise resolves to 1 (JS then reads `all` and throws the
 // same error on every rank); otherwise it resolves to 0.
