@@ -110,8 +110,9 @@ for (const np of [2, 4]) {
     const at = (r: Run, k: "s" | "sync") => (k === "s" ? r[key] : r[syncKey]!);
     const med = (runs: Run[], k: "s" | "sync" = "s") => mid(runs.map((r) => at(r, k)));
     const best = (runs: Run[], k: "s" | "sync" = "s") => Math.min(...runs.map((r) => at(r, k)));
-    const perRound = (runs: Run[], k: "s" | "sync" = "s", base = c) =>
-      mid(runs.map((r, i) => base[i]![key] / at(r, k)));
+    const ratios = (runs: Run[], k: "s" | "sync" = "s", base = c) =>
+      runs.map((r, i) => base[i]![key] / at(r, k));
+    const perRound = (runs: Run[], k: "s" | "sync" = "s", base = c) => mid(ratios(runs, k, base));
     // The binding's own cost, free of that swing: inside-MPI time / caller's time, same calls.
     const eff = (runs: Run[]) => mid(runs.map((r) => r[mpiKey]! / r[key]));
     const [cMed, jsMed, hugeMed] = [med(c), med(js), med(jsHuge)];
@@ -138,7 +139,9 @@ for (const np of [2, 4]) {
       `| ${kind} 16 MiB | ${np} | ${ms(med(cMalloc))} (${ms(best(cMalloc))}) | ${ms(jsMed)} | **${perRound(js, "s", cMalloc).toFixed(2)}** | ${ms(med(js, "sync"))} | **${perRound(js, "sync", cMalloc).toFixed(2)}** |`,
     );
     const perRoundLine = (runs: Run[], k: "s" | "sync") =>
-      c.map((r, i) => (r[key] / at(runs[i]!, k)).toFixed(2)).join(" ");
+      ratios(runs, k)
+        .map((x) => x.toFixed(2))
+        .join(" ");
     roundLines.push(
       `${kind} np=${np} per-round C / binding (commBuffer): Promise ${perRoundLine(jsHuge, "s")}; blocking ${perRoundLine(jsHuge, "sync")}; C ms: ${c.map((r) => (r[key] * 1e3).toFixed(2)).join(" ")}`,
     );

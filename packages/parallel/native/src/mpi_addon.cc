@@ -78,13 +78,15 @@ std::mutex g_hugeMu;
 using Range = std::pair<std::uintptr_t, std::uintptr_t>;
 struct Seen {
   Range buffer;      // [data, data+bytes)
-  Range advised;     // the 2 MiB pages advised for it: its aligned interior, and its partial end pages if eligible
-  Range interior;    // the 2 MiB pages wholly inside the buffer
+  Range advised;     // the 2 MiB pages advised for it: its interior, and its partial end pages if eligible
   int failures = 0;  // collapses of the interior the kernel refused so far
 };
 std::vector<Seen> g_hugeSeen;  // buffers advised for huge pages, to collapse when met again
 std::vector<Seen> g_hugeDone;  // buffers collapsed (or given up on)
 constexpr int kCollapseTries = 3;
+
+/** The 2 MiB pages wholly inside [r.first, r.second). */
+Range Interior(const Range& r) { return {(r.first + kHuge - 1) / kHuge * kHuge, r.second / kHuge * kHuge}; }
 
 void Remember(std::vector<Seen>& list, const Seen& r) {
   // The lists only save system calls, so they stay short (oldest out first).
@@ -135,7 +137,7 @@ bool AnonymousReadWrite(std::uintptr_t lo, std::uintptr_t hi) {
 void PreferHugePages(void* data, size_t bytes) {
   if (bytes < kCollapseMin) return;
   auto a = reinterpret_cast<std::uintptr_t>(data);
-  Seen e{{a, a + bytes}, {0, 0}, {0, 0}, 0};
+  Seen e{{a, a + bytes}, {0, 0}, 0};
   bool collapse = false;
   {
     std::lock_guard<std::mutex> lock(g_hugeMu);
@@ -150,40 +152,34 @@ void PreferHugePages(void* data, size_t bytes) {
       }
     }
   }
+  const Range interior = Interior(e.buffer);
   if (!collapse) {
-    e.interior = {(a + kHuge - 1) / kHuge * kHuge, (a + bytes) / kHuge * kHuge};
     Range& r = e.advised;
-    r = e.interior;
+    r = interior;
     const Range outer{a / kHuge * kHuge, (a + bytes + kHuge - 1) / kHuge * kHuge};
     if (outer.first < r.first && AnonymousReadWrite(outer.first, r.first)) r.first = outer.first;
     if (outer.second > r.second && AnonymousReadWrite(r.second, outer.second)) r.second = outer.second;
   }
-  bool done = false;
-  if (e.advised.second > e.advised.first) {
+  bool done = true;  // nothing more to do, unless advised now and to be collapsed when met again
 #ifdef MADV_HUGEPAGE
-    void* p = reinterpret_cast<void*>(e.advised.first);
-    size_t len = e.advised.second - e.advised.first;
-    if (madvise(p, len, MADV_HUGEPAGE) != 0) {
-      done = true;  // no THP here: nothing more to try
-    } else if (collapse) {
+  auto advise = [](std::uintptr_t lo, std::uintptr_t hi, int how) {
+    return hi <= lo || madvise(reinterpret_cast<void*>(lo), hi - lo, how) == 0;
+  };
+  if (e.advised.second > e.advised.first && advise(e.advised.first, e.advised.second, MADV_HUGEPAGE)) {
+    if (!collapse) {
+      done = false;
+    } else {
       // One call per part: the kernel stops a collapse at the first 2 MiB page it
       // cannot host (an end page shared with a neighbouring mapping it will not
       // merge with), which would leave the interior on 4 KiB pages too. The
       // interior may be refused for want of free huge pages (fragmented memory)
       // or pages pinned at that moment: it is tried again the next times (a few).
-      auto collapseRange = [](std::uintptr_t lo, std::uintptr_t hi) {
-        return hi <= lo || madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_COLLAPSE) == 0;
-      };
-      collapseRange(e.advised.first, e.interior.first);    // partial end pages: once, best effort
-      collapseRange(e.interior.second, e.advised.second);
-      done = collapseRange(e.interior.first, e.interior.second) || ++e.failures >= kCollapseTries;
+      advise(e.advised.first, interior.first, MADV_COLLAPSE);  // partial end pages: once, best effort
+      advise(interior.second, e.advised.second, MADV_COLLAPSE);
+      done = advise(interior.first, interior.second, MADV_COLLAPSE) || ++e.failures >= kCollapseTries;
     }
-#else
-    done = true;
-#endif
-  } else {
-    done = true;
   }
+#endif
   std::lock_guard<std::mutex> lock(g_hugeMu);
   Remember(done ? g_hugeDone : g_hugeSeen, e);
 }
@@ -387,6 +383,16 @@ int Checked(const Check& k, MPI_Comm c, int* out, const std::function<int()>& op
 
 // --- asynchronous collectives: one MPI thread per communicator ------------------
 
+/** Runs a collective's MPI calls, recording their seconds for lastSeconds(). */
+int Timed(const std::function<int(int*)>& fn, int* out) {
+  double t0 = MPI_Wtime();
+  int rc = fn(out);
+  g_lastSeconds.store(MPI_Wtime() - t0);
+  return rc;
+}
+
+std::string Failure(const std::string& what, int rc) { return what + " failed in MPI: " + MpiErrorString(rc); }
+
 /**
  * One asynchronous collective: the MPI call (run on its communicator's thread)
  * and what settles its Promise on the JS thread (the deferred, the references
@@ -395,7 +401,7 @@ int Checked(const Check& k, MPI_Comm c, int* out, const std::function<int()>& op
 struct Job {
   std::string what;
   std::function<int(int*)> fn;
-  std::vector<std::pair<void*, size_t>> huge;  // buffers >= kCollapseMin (huge pages first)
+  std::vector<std::pair<void*, size_t>> huge;  // its buffers, for PreferHugePages
   napi_deferred deferred = nullptr;
   std::vector<napi_ref> keep;
   int result = 0;
@@ -417,7 +423,7 @@ void Settle(napi_env env, napi_value /*js_cb*/, void* /*context*/, void* data) {
     napi_create_int32(env, j->result, &v);
     napi_resolve_deferred(env, j->deferred, v);
   } else {
-    std::string msg = j->what + " failed in MPI: " + MpiErrorString(j->rc);
+    std::string msg = Failure(j->what, j->rc);
     napi_value m = nullptr;
     napi_create_string_utf8(env, msg.c_str(), msg.size(), &m);
     napi_create_error(env, nullptr, m, &v);
@@ -478,9 +484,7 @@ class CommThread {
       busy_ = true;
       lock.unlock();
       for (const auto& [data, bytes] : j->huge) PreferHugePages(data, bytes);
-      double t0 = MPI_Wtime();
-      j->rc = j->fn(&j->result);
-      g_lastSeconds.store(MPI_Wtime() - t0);
+      j->rc = Timed(j->fn, &j->result);
       lock.lock();
       busy_ = false;  // before the JS thread can learn of the completion (and stop this thread)
       lock.unlock();
@@ -524,7 +528,7 @@ Napi::Promise Submit(const Napi::Env& env, std::int64_t handle, std::string what
     napi_ref r = nullptr;
     napi_create_reference(env, b->obj, 1, &r);
     j->keep.push_back(r);
-    if (b->bytes >= kCollapseMin) j->huge.emplace_back(b->data, b->bytes);
+    j->huge.emplace_back(b->data, b->bytes);
   }
   napi_value promise = nullptr;
   napi_create_promise(env, &j->deferred, &promise);
@@ -535,15 +539,17 @@ Napi::Promise Submit(const Napi::Env& env, std::int64_t handle, std::string what
   return Napi::Promise(env, promise);
 }
 
-/** Stops every communicator thread; false if one was inside MPI (left running). */
+/** Stops a communicator's thread; false if it was inside MPI (left running, its object kept). */
+bool StopThread(std::unique_ptr<CommThread>& t) {
+  if (t->Stop()) return true;
+  (void)t.release();  // still in use by its running thread
+  return false;
+}
+
+/** Stops every communicator thread; false if one was inside MPI. */
 bool StopThreads() {
   bool idle = true;
-  for (auto& [h, t] : g_threads) {
-    if (!t->Stop()) {
-      idle = false;
-      (void)t.release();  // still in use by its running thread
-    }
-  }
+  for (auto& [h, t] : g_threads) idle = StopThread(t) && idle;
   g_threads.clear();
   return idle;
 }
@@ -559,11 +565,8 @@ Napi::Value Launch(const Napi::CallbackInfo& info, const char* what, std::functi
   if constexpr (Sync) {
     int out = 0;
     for (const Buf* b : keep) PreferHugePages(b->data, b->bytes);
-    double t0 = MPI_Wtime();
-    int rc = fn(&out);
-    g_lastSeconds.store(MPI_Wtime() - t0);
-    if (rc != MPI_SUCCESS)
-      throw Napi::Error::New(env, std::string(what) + " failed in MPI: " + MpiErrorString(rc));
+    int rc = Timed(fn, &out);
+    if (rc != MPI_SUCCESS) throw Napi::Error::New(env, Failure(what, rc));
     return Napi::Number::New(env, out);
   } else {
     return Submit(env, IntArg(info, 0, "communicator handle"), what, std::move(fn), keep, k);
@@ -719,7 +722,7 @@ Napi::Value Free(const Napi::CallbackInfo& info) {
   if (h == 0) throw Napi::RangeError::New(info.Env(), "the world communicator cannot be freed");
   // Its thread first (the JS layer frees a communicator with nothing pending, so it is idle).
   if (auto t = g_threads.find(h); t != g_threads.end()) {
-    if (!t->second->Stop()) (void)t->second.release();  // busy: still in use by its thread
+    StopThread(t->second);
     g_threads.erase(t);
   }
   std::lock_guard<std::mutex> lock(g_mu);
