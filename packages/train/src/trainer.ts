@@ -780,8 +780,12 @@ export class Trainer<B extends TrainBatch = TrainBatch> {
     const c = this.config;
     const resumedFrom = this.resume();
     if (resumedFrom) this.progress.line(`resumed from ${resumedFrom} at step ${this.step}`);
+    // A second signal to this process aborts. Only this process's own signals
+    // count: in a parallel run a stop agreed because a peer was signalled first
+    // must not turn this rank's own (later) copy of the same Ctrl-C into an abort.
+    let received = 0;
     const onSignal = (sig: string) => {
-      if (this.stopRequested || this.signalled) process.exit(130);
+      if (++received > 1) process.exit(130);
       if (this.parallel) this.signalled = true;
       else this.stopRequested = true;
       this.progress.line(
